@@ -1,0 +1,1 @@
+"""Jitted, vmapped hot loops shared by tasks (installed as ``jaxbench.kernels``)."""

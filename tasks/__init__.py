@@ -1,0 +1,1 @@
+"""Task bundles: one science workload per sub-package (installed as ``jaxbench.tasks``)."""
