@@ -7,10 +7,12 @@ Events travel as one float32 array of the 16 primary features in ``PRI_COLUMNS``
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import jax
 import numpy as np
+
+if TYPE_CHECKING:
+    import jax
 
 PRI_COLUMNS: tuple[str, ...] = (
     "PRI_lep_pt",
@@ -88,5 +90,7 @@ class EventPool(NamedTuple):
     def labels(self) -> jax.Array:
         return (self.process == SIGNAL).astype(np.int32)
 
-    def __len__(self) -> int:
+    @property
+    def num_events(self) -> int:
+        # Not __len__: a NamedTuple's len() must stay its number of fields (_replace relies on it).
         return int(self.pri.shape[0])

@@ -1,0 +1,147 @@
+"""The ``jaxbench`` command: list, info, run, report, compare."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from jaxbench.errors import JaxbenchError
+
+
+def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise JaxbenchError(f"--set expects KEY=VALUE, got '{pair}' (e.g. --set n_pe_per_mu=50).")
+        key, value = pair.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from jaxbench import registry
+
+    for task_id in registry.registered():
+        print(f"{task_id:24s} {registry.spec(task_id).summary}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from jaxbench import registry
+
+    task_spec = registry.spec(args.task_id)
+    print(f"{task_spec.id}: {task_spec.summary}\n")
+    task = registry.make(args.task_id)
+    print("Datacard:")
+    for key, value in task.datacard.items():
+        print(f"  {key}: {value}")
+    print("\nObjective criteria:")
+    for criterion in task.criteria:
+        target = "" if criterion.target is None else f" (target {'>=' if criterion.higher_is_better else '<='} {criterion.target})"
+        print(f"  {criterion.metric}{target}: {criterion.description}")
+    print("\nConfig (defaults; --quick changes: " + (", ".join(f"{k}={v}" for k, v in task_spec.quick_config.items()) or "nothing") + "):")
+    for key, value in task_spec.default_config.items():
+        print(f"  {key} = {value!r}")
+    print("\nStudies: " + (", ".join(task_spec.studies) or "none yet"))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from jaxbench import registry, runner
+
+    overrides = _parse_overrides(args.set)
+    task = registry.make(args.task_id, quick=args.quick, **overrides)
+    if args.data is not None and not Path(args.data).exists():
+        raise JaxbenchError(f"--data {args.data}: no such file. Pass the path of a published data file.")
+    suffix = "-quick" if args.quick else ""
+    out = Path(args.out) if args.out else Path("runs") / f"{task.id}-seed{args.seed}{suffix}"
+    run = runner.execute(task, out, seed=args.seed, resume=args.resume, progress=not args.no_progress, data=args.data)
+    _print_summary(run.run_dir)
+    return 0
+
+
+def _print_summary(run_dir: Path) -> None:
+    summary = run_dir / "summary.txt"
+    if summary.exists():
+        print(summary.read_text())
+    print(f"Report: {(run_dir / 'report.html').resolve()}")
+    print(f"Metrics: {(run_dir / 'metrics.json').resolve()}")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from jaxbench import records, registry
+
+    run_dir = Path(args.run_dir)
+    manifest = records.read_json(run_dir / "manifest.json")
+    spec = registry.spec(manifest["task_id"])
+    config = dict(manifest["config"])
+    quick = bool(config.pop("quick", False))
+    defaults = spec.resolve_config(quick=quick)
+    task = registry.make(spec.id, quick=quick, **{k: v for k, v in config.items() if k in defaults})
+    from jaxbench.report import write_report
+
+    path = write_report(run_dir, f"jaxbench report: {task.id}", task.report_sections(run_dir), manifest)
+    print(f"Report: {path.resolve()}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from jaxbench.report import compare_table, render_table_text
+
+    print(render_table_text(compare_table([Path(p) for p in args.run_dirs])))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaxbench",
+        description="JAX-native benchmarks for AI for science: run a task, write a report, compare runs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("list", help="list the registered tasks", description="List the registered tasks.")
+    p.set_defaults(fn=_cmd_list)
+
+    p = commands.add_parser("info", help="show a task's datacard, criteria, config and studies",
+                            description="Show a task's datacard, objective criteria, config keys and studies.")
+    p.add_argument("task_id", help="a registered task id, e.g. fair_universe-v0")
+    p.set_defaults(fn=_cmd_info)
+
+    p = commands.add_parser("run", help="run a benchmark end to end and write its report",
+                            description="Run a task's benchmark end to end into a run directory "
+                            "(manifest.json, metrics.json, scores.json, arrays/, plots/, report.html).")
+    p.add_argument("task_id", help="a registered task id, e.g. fair_universe-v0")
+    p.add_argument("--quick", action="store_true", help="the small preset (minutes on 2 CPU cores)")
+    p.add_argument("--seed", type=int, default=0, help="root seed: jax.random.key(SEED) (default 0)")
+    p.add_argument("--out", help="run directory (default runs/<task>-seed<N>[-quick])")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out without redoing finished parts")
+    p.add_argument("--data", help="path of a real data file in the task's published format (default: the embedded generator)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable; see `jaxbench info`)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(fn=_cmd_run)
+
+    p = commands.add_parser("report", help="re-create report.html of a run directory",
+                            description="Re-create the plots and report.html of a finished run from its stored arrays.")
+    p.add_argument("run_dir")
+    p.set_defaults(fn=_cmd_report)
+
+    p = commands.add_parser("compare", help="compare the metrics of several runs",
+                            description="Print the metrics of several run directories side by side.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.set_defaults(fn=_cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except JaxbenchError as error:
+        print(f"jaxbench: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Configurations of ``fair_universe-v0`` (importable without JAX, for the registry)."""
+
+from jaxbench.tasks.fair_universe.schema import NUISANCES
+
+DEFAULT_CONFIG = {
+    # Challenge phase 1: 10 values of mu_true x 100 PEs, all six systematics.
+    "mu_values": (0.1, 0.422, 0.744, 1.067, 1.389, 1.711, 2.033, 2.356, 2.678, 3.0),
+    "n_pe_per_mu": 100,
+    "systematics": NUISANCES,  # nuisances that vary per PE (the others stay nominal)
+    "pool_events": (100_000, 200_000, 100_000, 50_000),  # PE pool per process (htautau, ztautau, ttbar, diboson)
+    "train_events": (100_000, 100_000, 60_000, 40_000),  # classifier training pool per process
+    "hidden": (64, 64),
+    "epochs": 12,
+    "batch_size": 1024,
+    "learning_rate": 2e-3,
+    "n_bins": 16,
+    "chunk_size": 32,  # PEs per checkpointed chunk
+    "n_bootstrap": 500,
+}
+QUICK_CONFIG = {
+    "n_pe_per_mu": 30,
+    "pool_events": (30_000, 60_000, 30_000, 15_000),
+    "train_events": (40_000, 40_000, 25_000, 15_000),
+    "hidden": (32, 32),
+    "epochs": 8,
+    "n_bins": 12,
+    "n_bootstrap": 200,
+}
+STUDIES: tuple[str, ...] = ()  # structural-interpretation studies (issue 3)

@@ -1,0 +1,290 @@
+"""Systematic shifts, analysis cuts and nuisance priors of the FAIR Universe challenge.
+
+A nuisance vector ``nu`` (shape (6,), ``schema.NUISANCES`` order) acts on an event pool in three
+steps, mirroring the challenge's ``systematics()``:
+
+1. ``shift_momenta``: the tau energy scale multiplies PRI_had_pt, the jet energy scale multiplies
+   the jet pT's, and the MET takes the recoil of both, plus a Gaussian soft term;
+2. ``apply_cuts``: events need PRI_had_pt >= 26 and PRI_lep_pt >= 20 GeV, and jets with
+   pT <= 26 GeV leave the jet list;
+3. ``scale_weights``: ttbar, diboson and all-background normalisations.
+
+Everything keeps static shapes: ``apply_systematics`` drops nothing and returns a ``passed`` mask.
+Momenta in GeV, angles in radians.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbench.errors import DataFormatError
+from jaxbench.tasks.fair_universe.derived import derived_features, safe_sqrt
+from jaxbench.tasks.fair_universe.schema import (
+    DER_COLUMNS,
+    DIBOSON,
+    HAD_PT_MIN,
+    JET_PT_MIN,
+    LEP_PT_MIN,
+    MISSING,
+    NUISANCES,
+    PRI,
+    PRI_COLUMNS,
+    SIGNAL,
+    TTBAR,
+)
+
+NUISANCE_INDEX = {name: i for i, name in enumerate(NUISANCES)}
+
+
+class NuisancePrior(NamedTuple):
+    """A prior ``clip(loc + scale * z, low, high)``, z ~ N(0, 1), exponentiated if lognormal."""
+
+    name: str
+    lognormal: bool
+    loc: float
+    scale: float
+    low: float
+    high: float
+
+
+# The challenge draws one nuisance vector per pseudo-experiment from these (clipped, not truncated).
+NUISANCE_PRIORS: tuple[NuisancePrior, ...] = (
+    NuisancePrior("tes", False, 1.0, 0.01, 0.9, 1.1),
+    NuisancePrior("jes", False, 1.0, 0.01, 0.9, 1.1),
+    NuisancePrior("soft_met", True, 0.0, 1.0, 0.0, 5.0),
+    NuisancePrior("ttbar_scale", False, 1.0, 0.02, 0.8, 1.2),
+    NuisancePrior("diboson_scale", False, 1.0, 0.25, 0.0, 2.0),
+    NuisancePrior("bkg_scale", False, 1.0, 0.001, 0.99, 1.01),
+)
+
+
+def sample_nuisances(key: jax.Array, n: int) -> jax.Array:
+    """n nuisance vectors (n, 6) from ``NUISANCE_PRIORS``; row i depends only on (key, i)."""
+    loc, scale, low, high = (
+        jnp.array([getattr(p, field) for p in NUISANCE_PRIORS], jnp.float32)
+        for field in ("loc", "scale", "low", "high")
+    )
+    lognormal = jnp.array([p.lognormal for p in NUISANCE_PRIORS])
+
+    def one(i):
+        gaussian = loc + scale * jax.random.normal(jax.random.fold_in(key, i), loc.shape)
+        return jnp.clip(jnp.where(lognormal, jnp.exp(gaussian), gaussian), low, high)
+
+    return jax.vmap(one)(jnp.arange(n))
+
+
+def sample_mu(key: jax.Array, n: int, low: float = 0.1, high: float = 3.0) -> jax.Array:
+    """n signal strengths (n,) uniform in [low, high); entry i depends only on (key, i)."""
+
+    def one(i):
+        return jax.random.uniform(jax.random.fold_in(key, i), (), minval=low, maxval=high)
+
+    return jax.vmap(one)(jnp.arange(n))
+
+
+def _with_columns(pri: jax.Array, new: dict[str, jax.Array]) -> jax.Array:
+    """pri with the named PRI columns replaced."""
+    columns = [new.get(name, pri[..., i]) for i, name in enumerate(PRI_COLUMNS)]
+    return jnp.stack(columns, axis=-1)
+
+
+def shift_momenta(pri: jax.Array, nuisances: jax.Array, met_noise: jax.Array) -> jax.Array:
+    """Apply TES, JES and soft MET to the primary features (no cuts).
+
+    PRI_had_pt *= tes; existing jets' pT and PRI_jet_all_pt *= jes (missing jets stay MISSING);
+    the MET vector loses (tes - 1) x the tau pT vector and (jes - 1) x the two jets' pT vectors
+    (PRI_jet_all_pt beyond them has no direction, as in the challenge) and gains
+    soft_met x met_noise (GeV); PRI_met and PRI_met_phi are recomputed (phi 0 for a zero MET).
+
+    Shapes: pri (..., 16); nuisances (6,) in NUISANCES order; met_noise (..., 2) standard normals
+    (x, y) -> (..., 16).
+    """
+    tes, jes, soft_met = (nuisances[NUISANCE_INDEX[name]] for name in ("tes", "jes", "soft_met"))
+
+    def col(name):
+        return pri[..., PRI[name]]
+
+    n_jets = col("PRI_n_jets")
+    has_j1, has_j2 = n_jets >= 1, n_jets >= 2
+    had_pt, had_phi = col("PRI_had_pt"), col("PRI_had_phi")
+    j1_pt, j1_phi = col("PRI_jet_leading_pt"), col("PRI_jet_leading_phi")
+    j2_pt, j2_phi = col("PRI_jet_subleading_pt"), col("PRI_jet_subleading_phi")
+    j1_pt_present = jnp.where(has_j1, j1_pt, 0.0)
+    j2_pt_present = jnp.where(has_j2, j2_pt, 0.0)
+
+    met, met_phi = col("PRI_met"), col("PRI_met_phi")
+    met_x = (
+        met * jnp.cos(met_phi)
+        - (tes - 1) * had_pt * jnp.cos(had_phi)
+        - (jes - 1) * (j1_pt_present * jnp.cos(j1_phi) + j2_pt_present * jnp.cos(j2_phi))
+        + soft_met * met_noise[..., 0]
+    )
+    met_y = (
+        met * jnp.sin(met_phi)
+        - (tes - 1) * had_pt * jnp.sin(had_phi)
+        - (jes - 1) * (j1_pt_present * jnp.sin(j1_phi) + j2_pt_present * jnp.sin(j2_phi))
+        + soft_met * met_noise[..., 1]
+    )
+    nonzero = met_x**2 + met_y**2 > 0
+    return _with_columns(
+        pri,
+        {
+            "PRI_had_pt": tes * had_pt,
+            "PRI_jet_leading_pt": jnp.where(has_j1, jes * j1_pt, j1_pt),
+            "PRI_jet_subleading_pt": jnp.where(has_j2, jes * j2_pt, j2_pt),
+            "PRI_jet_all_pt": jes * col("PRI_jet_all_pt"),
+            "PRI_met": safe_sqrt(met_x**2 + met_y**2),
+            "PRI_met_phi": jnp.arctan2(
+                jnp.where(nonzero, met_y, 0.0), jnp.where(nonzero, met_x, 1.0)
+            ),
+        },
+    )
+
+
+def apply_cuts(pri: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The challenge's selection: returns (pri with low-pT jets removed, passed mask).
+
+    passed = PRI_had_pt >= 26 and PRI_lep_pt >= 20 GeV (the boundary passes: the challenge drops
+    ``< 26`` and ``< 20``). Jets with pT <= 26 GeV (boundary removed) leave the jet list while the
+    event stays: jets are pT-ordered, so a failing subleading jet leaves n_jets = 1 and
+    PRI_jet_all_pt = leading pT, and a failing leading jet leaves n_jets = 0, PRI_jet_all_pt = 0;
+    removed jets get MISSING pT, eta and phi. The MET is not changed.
+
+    Shapes: pri (..., 16) -> ((..., 16), (...,) bool).
+    """
+
+    def col(name):
+        return pri[..., PRI[name]]
+
+    n_jets = col("PRI_n_jets")
+    j1_pt = col("PRI_jet_leading_pt")
+    j1_fails = (n_jets >= 1) & (j1_pt <= JET_PT_MIN)
+    j2_fails = (n_jets >= 2) & (col("PRI_jet_subleading_pt") <= JET_PT_MIN)
+    drop_j2 = j1_fails | j2_fails
+
+    new = {
+        "PRI_n_jets": jnp.where(j1_fails, 0.0, jnp.where(j2_fails, 1.0, n_jets)),
+        "PRI_jet_all_pt": jnp.where(
+            j1_fails, 0.0, jnp.where(j2_fails, j1_pt, col("PRI_jet_all_pt"))
+        ),
+    }
+    for quantity in ("pt", "eta", "phi"):
+        j1, j2 = f"PRI_jet_leading_{quantity}", f"PRI_jet_subleading_{quantity}"
+        new[j1] = jnp.where(j1_fails, MISSING, col(j1))
+        new[j2] = jnp.where(drop_j2, MISSING, col(j2))
+
+    passed = (col("PRI_had_pt") >= HAD_PT_MIN) & (col("PRI_lep_pt") >= LEP_PT_MIN)
+    return _with_columns(pri, new), passed
+
+
+def scale_weights(weights: jax.Array, process: jax.Array, nuisances: jax.Array) -> jax.Array:
+    """Weights times ttbar_scale (ttbar), diboson_scale (diboson) and bkg_scale (every background).
+
+    Shapes: weights (...,); process (...,) int ids; nuisances (6,) -> (...,).
+    """
+    ttbar_scale, diboson_scale, bkg_scale = (
+        nuisances[NUISANCE_INDEX[name]] for name in ("ttbar_scale", "diboson_scale", "bkg_scale")
+    )
+    factor = (
+        jnp.where(process == TTBAR, ttbar_scale, 1.0)
+        * jnp.where(process == DIBOSON, diboson_scale, 1.0)
+        * jnp.where(process == SIGNAL, 1.0, bkg_scale)
+    )
+    return weights * factor
+
+
+def apply_systematics(
+    pri: jax.Array,
+    weights: jax.Array,
+    process: jax.Array,
+    nuisances: jax.Array,
+    met_noise: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Shift momenta, apply the cuts and scale the weights: returns (pri_out, weights_out, passed).
+
+    Pure and deterministic (the soft-MET randomness is ``met_noise``), so it jits and vmaps over
+    ``nuisances`` and ``met_noise``. Nothing is dropped: ``weights_out`` is 0 for events that fail
+    the cuts (multiplying it by ``passed`` again is harmless), and ``pri_out`` of those events
+    still holds their shifted features. See ``shift_momenta`` and ``apply_cuts``.
+
+    Shapes: pri (n, 16); weights (n,); process (n,) int32; nuisances (6,) in NUISANCES order;
+    met_noise (n, 2) standard normals -> ((n, 16), (n,), (n,) bool).
+    """
+    pri_out, passed = apply_cuts(shift_momenta(pri, nuisances, met_noise))
+    weights_out = jnp.where(passed, scale_weights(weights, process, nuisances), 0.0)
+    return pri_out, weights_out, passed
+
+
+@jax.jit
+def _systematics_with_features(pri, weights, process, nuisances, met_noise):
+    pri_out, weights_out, passed = apply_systematics(pri, weights, process, nuisances, met_noise)
+    return pri_out, derived_features(pri_out), weights_out, passed
+
+
+@jax.jit
+def _shift_with_features(pri, weights, process, nuisances, met_noise):
+    pri_out = shift_momenta(pri, nuisances, met_noise)
+    return pri_out, derived_features(pri_out), scale_weights(weights, process, nuisances)
+
+
+def systematics_numpy(
+    columns: dict[str, np.ndarray],
+    weights: np.ndarray,
+    process: np.ndarray,
+    tes: float = 1.0,
+    jes: float = 1.0,
+    soft_met: float = 0.0,
+    ttbar_scale: float = 1.0,
+    diboson_scale: float = 1.0,
+    bkg_scale: float = 1.0,
+    seed: int = 0,
+    dopostprocess: bool = True,
+) -> dict[str, np.ndarray]:
+    """The challenge's ``systematics()`` on numpy columns: PRI + DER columns, weights and process.
+
+    ``columns`` maps every name of PRI_COLUMNS to an (n,) array. With ``dopostprocess`` the events
+    that fail the cuts are dropped and low-pT jets removed (``apply_systematics``); without it every
+    event is returned, shifted and reweighted only. The soft-MET noise comes from
+    ``jax.random.key(seed)``, so it matches the challenge's in distribution, not event by event.
+    """
+    lacking = [name for name in PRI_COLUMNS if name not in columns]
+    if lacking:
+        raise DataFormatError(
+            f"columns lacks {lacking} (found: {sorted(columns)}); systematics_numpy needs every "
+            "PRI_ column of the FAIR Universe schema."
+        )
+    pri = np.stack([np.asarray(columns[name], np.float32) for name in PRI_COLUMNS], axis=-1)
+    weights = np.asarray(weights, np.float32)
+    process = np.asarray(process, np.int32)
+    values = dict(
+        tes=tes,
+        jes=jes,
+        soft_met=soft_met,
+        ttbar_scale=ttbar_scale,
+        diboson_scale=diboson_scale,
+        bkg_scale=bkg_scale,
+    )
+    nuisances = np.array([values[name] for name in NUISANCES], np.float32)
+    met_noise = jax.random.normal(jax.random.key(seed), (pri.shape[0], 2))
+
+    if dopostprocess:
+        pri_out, der, weights_out, passed = _systematics_with_features(
+            pri, weights, process, nuisances, met_noise
+        )
+        keep = np.asarray(passed)
+    else:
+        pri_out, der, weights_out = _shift_with_features(
+            pri, weights, process, nuisances, met_noise
+        )
+        keep = np.ones(pri.shape[0], bool)
+
+    pri_out, der = np.asarray(pri_out)[keep], np.asarray(der)[keep]
+    result = {name: pri_out[:, i] for i, name in enumerate(PRI_COLUMNS)}
+    result.update({name: der[:, i] for i, name in enumerate(DER_COLUMNS)})
+    result["weights"] = np.asarray(weights_out)[keep]
+    result["process"] = process[keep]
+    return result

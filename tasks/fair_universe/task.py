@@ -1,0 +1,299 @@
+"""Assembles the ``fair_universe-v0`` Task: data, reference estimator, criteria and pipeline.
+
+Pipeline (each step checkpointed by the runner, so ``--resume`` continues where it stopped):
+  1. data: a training pool for the classifier and a pseudo-experiment (PE) pool, from the
+     embedded generator (weights normalised to the challenge's yields after the analysis cuts)
+     or from a published parquet file (split in two by a keyed permutation);
+  2. classifier: signal-vs-background network on the 28 features;
+  3. templates: score binning and the nuisance-dependent templates from the PE pool;
+  4. pseudo_experiments: for each (mu_true, nu_true): systematics on the whole pool, a Poisson
+     count per pool event, the score histogram and two fits (profiled, statistical-only), vmapped
+     and sharded over devices;
+  5. scoring: coverage score (pooled, per mu_true, bootstrap error), scores.json, arrays, report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbench import records
+from jaxbench.errors import ConfigError
+from jaxbench.kernels.coverage import bootstrap_coverage_score, codabench_scores, coverage_score, per_group_coverage
+from jaxbench.kernels.likelihood import make_profile_fit
+from jaxbench.runner import Run
+from jaxbench.task import Criterion, Task
+from jaxbench.tasks.fair_universe import schema
+from jaxbench.tasks.fair_universe.config import STUDIES
+from jaxbench.tasks.fair_universe.classifier import make_score_fn, train_classifier
+from jaxbench.tasks.fair_universe.generator import generate_pool
+from jaxbench.tasks.fair_universe.systematics import apply_systematics, sample_nuisances
+from jaxbench.tasks.fair_universe.templates import (
+    ALPHA_CENTER,
+    ALPHA_SIGMA,
+    TemplateModel,
+    build_templates,
+    event_features,
+    expected_counts,
+    make_binned_yields,
+    score_bins,
+    signal_quantile_edges,
+)
+
+
+CRITERIA = (
+    Criterion("profiled.quantiles_score", True, None,
+              "coverage score -ln((mean width + 1e-3) * f(coverage)) of the [p16, p84] intervals over all PEs"),
+    Criterion("profiled.coverage", True, 0.6827,
+              "fraction of PEs whose interval contains mu_true; should be 0.6827 within 2 sigma68"),
+    Criterion("profiled.interval", False, None, "mean interval width |p84 - p16|"),
+)
+
+DATACARD = {
+    "what": "Simulated H->tautau (lepton + hadronic tau) events at 13 TeV-like kinematics and their "
+    "backgrounds Z->tautau, ttbar and diboson, as in the FAIR Universe HiggsML Uncertainty Challenge.",
+    "source": "embedded JAX event generator (resonance production, tau decays, ttbar and diboson "
+    "decay chains, detector smearing) or the official parquet via --data",
+    "yields": "per PE at 10 fb^-1 after cuts: 1015*mu signal, 1,002,395 Z->tautau, 44,192 ttbar, 3,783 diboson",
+    "features": "16 PRI (GeV, radians) + 12 DER; missing jets = -25",
+    "systematics": "tes, jes, soft_met (shape); ttbar_scale, diboson_scale, bkg_scale (normalisation)",
+    "estimator": "MLP classifier -> signal-quantile score bins -> binned Poisson profile likelihood with "
+    "Gaussian constraints on six nuisances; templates measured on the PE pool itself (no template "
+    "statistics error), so the benchmark isolates the treatment of systematics",
+}
+
+
+def validate_config(task_id: str, config: dict) -> None:
+    """Checks values that have a physical meaning; errors name the key and the fix."""
+    unknown = [s for s in config["systematics"] if s not in schema.NUISANCES]
+    if unknown:
+        raise ConfigError(f"{task_id}: unknown systematics {unknown}; choose from {', '.join(schema.NUISANCES)}.")
+    mus = np.asarray(config["mu_values"], float)
+    if mus.size == 0 or np.any(~np.isfinite(mus)) or np.any(mus < 0):
+        raise ConfigError(f"{task_id}: mu_values must be finite and >= 0 (got {config['mu_values']}).")
+    for key in ("pool_events", "train_events"):
+        if len(config[key]) != len(schema.PROCESSES) or min(config[key]) < 100:
+            raise ConfigError(f"{task_id}: {key} needs {len(schema.PROCESSES)} counts >= 100 "
+                              f"(one per process {schema.PROCESSES}), got {config[key]}.")
+    for key in ("n_pe_per_mu", "epochs", "n_bins", "chunk_size", "batch_size"):
+        if int(config[key]) < 1:
+            raise ConfigError(f"{task_id}: {key} must be >= 1 (got {config[key]}).")
+
+
+def normalise_to_yields(pool: schema.EventPool) -> schema.EventPool:
+    """Rescales each process so its weights after the nominal analysis cuts sum to the challenge yield."""
+    zero_noise = jnp.zeros((pool.num_events, 2), jnp.float32)
+    _, _, passed = apply_systematics(pool.pri, pool.weights, pool.process, jnp.asarray(schema.NOMINAL_NUISANCES), zero_noise)
+    sums = jax.ops.segment_sum(jnp.where(passed, pool.weights, 0.0), pool.process, len(schema.PROCESSES))
+    targets = jnp.asarray([schema.EXPECTED_YIELDS[p] for p in schema.PROCESSES], jnp.float32)
+    return pool._replace(weights=pool.weights * (targets / sums)[pool.process])
+
+
+def generate_data(key: jax.Array, config: dict) -> dict:
+    """The two pools from the embedded generator (independent keys)."""
+    train_key, pool_key = jax.random.split(key)
+    train = normalise_to_yields(generate_pool(train_key, tuple(config["train_events"])))
+    pool = normalise_to_yields(generate_pool(pool_key, tuple(config["pool_events"])))
+    return {"train": train._asdict(), "pool": pool._asdict()}
+
+
+def load_data(path: str | Path, key: jax.Array, config: dict) -> dict:
+    """A published parquet file, split in half (keyed) into the training and PE pools."""
+    from jaxbench.tasks.fair_universe.io import load_parquet
+
+    loaded = load_parquet(path)
+    pool = loaded.pool
+    order = np.asarray(jax.random.permutation(key, pool.num_events))
+    half = len(order) // 2
+
+    def take(rows, scale):
+        return schema.EventPool(jnp.asarray(pool.pri)[rows], jnp.asarray(pool.weights)[rows] * scale,
+                                jnp.asarray(pool.process)[rows])._asdict()
+
+    # Each half carries half of the events, so its weights are doubled to keep the yields.
+    return {"train": take(order[:half], 2.0), "pool": take(order[half:], 2.0), "sha256": loaded.sha256}
+
+
+def as_pool(d: dict) -> schema.EventPool:
+    return schema.EventPool(jnp.asarray(d["pri"]), jnp.asarray(d["weights"]), jnp.asarray(d["process"]))
+
+
+def pe_conditions(key: jax.Array, config: dict) -> dict:
+    """mu_true, nu_true and the index of every PE: mu values repeated, nuisances from the priors."""
+    mus = np.repeat(np.asarray(config["mu_values"], np.float32), int(config["n_pe_per_mu"]))
+    nus = np.asarray(sample_nuisances(key, mus.shape[0]), np.float32)
+    varied = np.array([name in config["systematics"] for name in schema.NUISANCES])
+    nus = np.where(varied[None, :], nus, schema.NOMINAL_NUISANCES[None, :])
+    return {"index": np.arange(mus.shape[0], dtype=np.int32), "mu_true": mus, "nu_true": nus}
+
+
+def make_pe_fn(score_fn, n_bins: int):
+    """``pe(shared, item) -> outputs`` for one PE; the runner vmaps and shards it."""
+    def one(shared, item):
+        pool = schema.EventPool(shared["pri"], shared["weights"], shared["process"])
+        model = TemplateModel(shared["edges"], shared["nominal"], shared["coef"])
+        key = jax.random.fold_in(shared["key"], item["index"])
+        poisson_key, noise_key = jax.random.split(key)
+        noise = jax.random.normal(noise_key, (pool.pri.shape[0], 2), jnp.float32)
+        pri, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process, item["nu_true"], noise)
+        rate = jnp.where(passed, weights, 0.0) * jnp.where(pool.process == schema.SIGNAL, item["mu_true"], 1.0)
+        counts = jax.random.poisson(poisson_key, rate).astype(jnp.float32)
+        bins = score_bins(score_fn(shared["params"], event_features(pri)), model.edges)
+        hist = jax.ops.segment_sum(counts, bins, n_bins)
+
+        def expected(mu, alpha):
+            return expected_counts(model, mu, alpha)
+
+        out = {"hist": hist, "n_events": jnp.sum(counts)}
+        for name, profile in (("profiled", True), ("stat_only", False)):
+            fit = make_profile_fit(expected, jnp.asarray(ALPHA_CENTER), jnp.asarray(ALPHA_SIGMA), profile=profile)(hist)
+            out.update({f"{name}_mu_hat": fit.mu_hat, f"{name}_p16": fit.p16, f"{name}_p84": fit.p84,
+                        f"{name}_converged": fit.converged})
+        return out
+
+    return jax.vmap(one, in_axes=(None, 0))
+
+
+def pipeline(run: Run) -> dict:
+    """The end-to-end benchmark; returns the metrics written to metrics.json."""
+    from jaxbench.tasks.fair_universe import report as fu_report
+
+    config = run.config
+    data_key, train_key, pe_key, nuisance_key, boot_key = (jax.random.fold_in(run.key, i) for i in range(5))
+    data_path = getattr(run, "data_path", None)
+
+    def make_data():
+        if data_path is None:
+            return generate_data(data_key, config)
+        loaded = load_data(data_path, data_key, config)
+        loaded.pop("sha256")
+        return loaded
+
+    data = run.stage("data", make_data)
+    train, pool = as_pool(data["train"]), as_pool(data["pool"])
+    run.data_checksums["pool"] = records.sha256_arrays({k: np.asarray(v) for k, v in data["pool"].items()})
+    run.data_checksums["train"] = records.sha256_arrays({k: np.asarray(v) for k, v in data["train"].items()})
+    if data_path is not None:
+        run.data_checksums[str(data_path)] = records.sha256_file(data_path)
+
+    hidden = tuple(config["hidden"])
+    score_fn = make_score_fn(hidden)
+
+    def make_classifier():
+        zero_noise = jnp.zeros((train.num_events, 2), jnp.float32)
+        pri, weights, passed = apply_systematics(train.pri, train.weights, train.process,
+                                                 jnp.asarray(schema.NOMINAL_NUISANCES), zero_noise)
+        keep = np.asarray(passed)
+        params, history = train_classifier(
+            train_key, event_features(pri)[keep], train.labels[keep], weights[keep], hidden=hidden,
+            epochs=int(config["epochs"]), batch_size=int(config["batch_size"]),
+            learning_rate=float(config["learning_rate"]))
+        return {"params": params, "history": history._asdict()}
+
+    classifier = run.stage("classifier", make_classifier)
+    params = classifier["params"]
+    n_bins = int(config["n_bins"])
+
+    def make_templates():
+        zero_noise = jnp.zeros((pool.num_events, 2), jnp.float32)
+        pri, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process,
+                                                 jnp.asarray(schema.NOMINAL_NUISANCES), zero_noise)
+        signal_score = jax.jit(score_fn)(params, event_features(pri))
+        signal_weight = jnp.where(passed & (pool.process == schema.SIGNAL), weights, 0.0)
+        edges = signal_quantile_edges(signal_score, signal_weight, n_bins)
+        common_noise = jax.random.normal(jax.random.fold_in(train_key, 1), (pool.num_events, 2), jnp.float32)
+        model = build_templates(make_binned_yields(score_fn, n_bins), params, pool, edges, common_noise)
+        return model._asdict()
+
+    templates = run.stage("templates", make_templates)
+    conditions = pe_conditions(nuisance_key, config)
+    shared = {**pool._asdict(), **templates, "params": params, "key": pe_key}
+    outputs = run.sweep("pseudo_experiments", make_pe_fn(score_fn, n_bins), shared, conditions,
+                        chunk_size=int(config["chunk_size"]), description="pseudo-experiments")
+    per_pe = {**conditions, **outputs}
+    records.write_arrays(run.path("arrays", "pseudo_experiments"), per_pe)
+    records.write_arrays(run.path("arrays", "templates"), {k: np.asarray(v) for k, v in templates.items()})
+    records.write_arrays(run.path("arrays", "classifier_history"),
+                         {k: np.asarray(v) for k, v in classifier["history"].items()})
+    fu_report.write_feature_sample(run, pool)
+
+    metrics = score_pseudo_experiments(per_pe, config, boot_key)
+    records.atomic_write_json(run.path("scores.json"), metrics["profiled"]["codabench"])
+    fu_report.finish(run, metrics)
+    return metrics
+
+
+def score_pseudo_experiments(per_pe: dict, config: dict, key: jax.Array) -> dict:
+    """Coverage score of both estimators: pooled, per mu_true, bootstrap error and the Codabench layout."""
+    mu_true = jnp.asarray(per_pe["mu_true"])
+    group = np.searchsorted(np.asarray(config["mu_values"], np.float32), per_pe["mu_true"])
+    metrics = {"n_pseudo_experiments": int(mu_true.shape[0]), "mu_values": list(map(float, config["mu_values"]))}
+    for name in ("profiled", "stat_only"):
+        mu_hat, p16, p84 = (jnp.asarray(per_pe[f"{name}_{k}"]) for k in ("mu_hat", "p16", "p84"))
+        pooled = coverage_score(mu_true, p16, p84)
+        boot = bootstrap_coverage_score(key, mu_true, p16, p84, num_resamples=int(config["n_bootstrap"]))
+        groups = per_group_coverage(mu_true, p16, p84, jnp.asarray(group), len(config["mu_values"]))
+        half_width = 0.5 * (p84 - p16)
+        metrics[name] = {
+            "quantiles_score": float(pooled.score),
+            "quantiles_score_bootstrap_std": float(jnp.std(boot.score, ddof=1)),
+            "coverage": float(pooled.coverage),
+            "interval": float(pooled.width),
+            "penalty": float(pooled.penalty),
+            "rmse_mu": float(jnp.sqrt(jnp.mean((mu_hat - mu_true) ** 2))),
+            "mae_mu": float(jnp.mean(jnp.abs(mu_hat - mu_true))),
+            "mean_pull": float(jnp.mean((mu_hat - mu_true) / half_width)),
+            "std_pull": float(jnp.std((mu_hat - mu_true) / half_width)),
+            "converged_fraction": float(np.mean(per_pe[f"{name}_converged"])),
+            "per_mu": {k: np.asarray(v).tolist() for k, v in groups._asdict().items()},
+            "codabench": codabench_scores(mu_true, mu_hat, p16, p84),
+        }
+    return metrics
+
+
+def per_sample_metrics(prediction: dict, batch: dict) -> dict:
+    """Per-PE: covered (0/1), interval width, |mu_hat - mu_true| and pull."""
+    mu = batch["mu_true"]
+    p16, p84, mu_hat = prediction["p16"], prediction["p84"], prediction["mu_hat"]
+    return {
+        "covered": ((p16 <= mu) & (mu <= p84)).astype(jnp.float32),
+        "width": jnp.abs(p84 - p16),
+        "abs_error": jnp.abs(mu_hat - mu),
+        "pull": (mu_hat - mu) / (0.5 * (p84 - p16)),
+    }
+
+
+def make_task(task_id: str, config: dict) -> Task:
+    """Factory used by the registry."""
+    from jaxbench.tasks.fair_universe import report as fu_report
+
+    validate_config(task_id, config)
+    hidden = tuple(config["hidden"])
+    score_fn = make_score_fn(hidden)
+
+    def init(key, dataset, cfg=config):
+        train = as_pool(dataset["train"])
+        params, _ = train_classifier(key, event_features(train.pri), train.labels, train.weights, hidden=hidden,
+                                     epochs=int(cfg["epochs"]), batch_size=int(cfg["batch_size"]))
+        return params
+
+    def apply(params, batch, key=None):
+        return score_fn(params, event_features(batch["pri"]))
+
+    return Task(
+        id=task_id,
+        config=config,
+        datacard=DATACARD,
+        criteria=CRITERIA,
+        generate=generate_data,
+        load=load_data,
+        init=init,
+        apply=apply,
+        per_sample_metrics=per_sample_metrics,
+        pipeline=pipeline,
+        report_sections=fu_report.sections,
+        studies=STUDIES,
+    )

@@ -1,0 +1,1 @@
+"""Independent float64 numpy implementations that the tests compare jaxbench against."""
