@@ -56,7 +56,7 @@ def make_logit_fn(hidden: Sequence[int]):
     net = ScoreNet(tuple(hidden))
 
     def logit(params: dict, features: jax.Array) -> jax.Array:
-        return net.apply(params["net"], (features - params["mean"]) / params["std"])
+        return net.apply(params["net"], (features - params["mean"][None, :]) / params["std"][None, :])
 
     return logit
 

@@ -30,6 +30,7 @@ from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe.config import STUDIES
 from jaxbench.tasks.fair_universe.classifier import make_score_fn, train_classifier
 from jaxbench.tasks.fair_universe.generator import generate_pool
+from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment, pe_key
 from jaxbench.tasks.fair_universe.systematics import apply_systematics, sample_nuisances
 from jaxbench.tasks.fair_universe.templates import (
     ALPHA_CENTER,
@@ -131,25 +132,21 @@ def pe_conditions(key: jax.Array, config: dict) -> dict:
 
 
 def make_pe_fn(score_fn, n_bins: int):
-    """``pe(shared, item) -> outputs`` for one PE; the runner vmaps and shards it."""
+    """``pe(shared, items) -> outputs``: one PE per item, vmapped; the runner shards the items."""
+
     def one(shared, item):
         pool = schema.EventPool(shared["pri"], shared["weights"], shared["process"])
         model = TemplateModel(shared["edges"], shared["nominal"], shared["coef"])
-        key = jax.random.fold_in(shared["key"], item["index"])
-        poisson_key, noise_key = jax.random.split(key)
-        noise = jax.random.normal(noise_key, (pool.pri.shape[0], 2), jnp.float32)
-        pri, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process, item["nu_true"], noise)
-        rate = jnp.where(passed, weights, 0.0) * jnp.where(pool.process == schema.SIGNAL, item["mu_true"], 1.0)
-        counts = jax.random.poisson(poisson_key, rate).astype(jnp.float32)
-        bins = score_bins(score_fn(shared["params"], event_features(pri)), model.edges)
-        hist = jax.ops.segment_sum(counts, bins, n_bins)
+        pe = draw_pseudo_experiment(pe_key(shared["key"], item["index"]), pool, item["mu_true"], item["nu_true"])
+        bins = score_bins(score_fn(shared["params"], event_features(pe.pri)), model.edges)
+        hist = jax.ops.segment_sum(pe.counts, bins, n_bins)
 
         def expected(mu, alpha):
             return expected_counts(model, mu, alpha)
 
-        out = {"hist": hist, "n_events": jnp.sum(counts)}
+        out = {"hist": hist, "n_events": jnp.sum(pe.counts)}
         for name, profile in (("profiled", True), ("stat_only", False)):
-            fit = make_profile_fit(expected, jnp.asarray(ALPHA_CENTER), jnp.asarray(ALPHA_SIGMA), profile=profile)(hist)
+            fit = make_profile_fit(expected, ALPHA_CENTER, ALPHA_SIGMA, profile=profile)(hist)
             out.update({f"{name}_mu_hat": fit.mu_hat, f"{name}_p16": fit.p16, f"{name}_p84": fit.p84,
                         f"{name}_converged": fit.converged})
         return out
@@ -162,7 +159,7 @@ def pipeline(run: Run) -> dict:
     from jaxbench.tasks.fair_universe import report as fu_report
 
     config = run.config
-    data_key, train_key, pe_key, nuisance_key, boot_key = (jax.random.fold_in(run.key, i) for i in range(5))
+    data_key, _, pe_root, nuisance_key, boot_key = (jax.random.fold_in(run.key, i) for i in range(5))
     data_path = getattr(run, "data_path", None)
 
     def make_data():
@@ -173,19 +170,45 @@ def pipeline(run: Run) -> dict:
         return loaded
 
     data = run.stage("data", make_data)
-    train, pool = as_pool(data["train"]), as_pool(data["pool"])
+    pool = as_pool(data["pool"])
     run.data_checksums["pool"] = records.sha256_arrays({k: np.asarray(v) for k, v in data["pool"].items()})
     run.data_checksums["train"] = records.sha256_arrays({k: np.asarray(v) for k, v in data["train"].items()})
     if data_path is not None:
         run.data_checksums[str(data_path)] = records.sha256_file(data_path)
 
+    estimator = prepare_estimator(run, data)
+    params, templates, history = estimator["params"], estimator["templates"], estimator["history"]
+    n_bins = int(config["n_bins"])
+    score_fn = make_score_fn(tuple(config["hidden"]))
+    conditions = pe_conditions(nuisance_key, config)
+    shared = {**pool._asdict(), **templates, "params": params, "key": pe_root}
+    outputs = run.sweep("pseudo_experiments", make_pe_fn(score_fn, n_bins), shared, conditions,
+                        chunk_size=int(config["chunk_size"]), description="pseudo-experiments")
+    per_pe = {**conditions, **outputs}
+    records.write_arrays(run.path("arrays", "pseudo_experiments"), per_pe)
+    records.write_arrays(run.path("arrays", "templates"), {k: np.asarray(v) for k, v in templates.items()})
+    records.write_arrays(run.path("arrays", "classifier_history"),
+                         {k: np.asarray(v) for k, v in history.items()})
+    fu_report.write_feature_sample(run, pool)
+
+    metrics = score_pseudo_experiments(per_pe, config, boot_key)
+    records.atomic_write_json(run.path("scores.json"), metrics["profiled"]["codabench"])
+    fu_report.finish(run, metrics)
+    return metrics
+
+
+def prepare_estimator(run: Run, data: dict) -> dict:
+    """Stages 'classifier' and 'templates': the trained network and the nuisance-aware templates."""
+    config = run.config
+    train_key = jax.random.fold_in(run.key, 1)
+    train, pool = as_pool(data["train"]), as_pool(data["pool"])
     hidden = tuple(config["hidden"])
     score_fn = make_score_fn(hidden)
+    nominal = jnp.asarray(schema.NOMINAL_NUISANCES)
 
     def make_classifier():
         zero_noise = jnp.zeros((train.num_events, 2), jnp.float32)
-        pri, weights, passed = apply_systematics(train.pri, train.weights, train.process,
-                                                 jnp.asarray(schema.NOMINAL_NUISANCES), zero_noise)
+        pri, weights, passed = apply_systematics(train.pri, train.weights, train.process, nominal, zero_noise)
         keep = np.asarray(passed)
         params, history = train_classifier(
             train_key, event_features(pri)[keep], train.labels[keep], weights[keep], hidden=hidden,
@@ -199,31 +222,15 @@ def pipeline(run: Run) -> dict:
 
     def make_templates():
         zero_noise = jnp.zeros((pool.num_events, 2), jnp.float32)
-        pri, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process,
-                                                 jnp.asarray(schema.NOMINAL_NUISANCES), zero_noise)
-        signal_score = jax.jit(score_fn)(params, event_features(pri))
+        pri, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process, nominal, zero_noise)
+        score = jax.jit(score_fn)(params, event_features(pri))
         signal_weight = jnp.where(passed & (pool.process == schema.SIGNAL), weights, 0.0)
-        edges = signal_quantile_edges(signal_score, signal_weight, n_bins)
+        edges = signal_quantile_edges(score, signal_weight, n_bins)
+        # Common random numbers for the soft-MET noise make the response smooth in soft_met.
         common_noise = jax.random.normal(jax.random.fold_in(train_key, 1), (pool.num_events, 2), jnp.float32)
-        model = build_templates(make_binned_yields(score_fn, n_bins), params, pool, edges, common_noise)
-        return model._asdict()
+        return build_templates(make_binned_yields(score_fn, n_bins), params, pool, edges, common_noise)._asdict()
 
-    templates = run.stage("templates", make_templates)
-    conditions = pe_conditions(nuisance_key, config)
-    shared = {**pool._asdict(), **templates, "params": params, "key": pe_key}
-    outputs = run.sweep("pseudo_experiments", make_pe_fn(score_fn, n_bins), shared, conditions,
-                        chunk_size=int(config["chunk_size"]), description="pseudo-experiments")
-    per_pe = {**conditions, **outputs}
-    records.write_arrays(run.path("arrays", "pseudo_experiments"), per_pe)
-    records.write_arrays(run.path("arrays", "templates"), {k: np.asarray(v) for k, v in templates.items()})
-    records.write_arrays(run.path("arrays", "classifier_history"),
-                         {k: np.asarray(v) for k, v in classifier["history"].items()})
-    fu_report.write_feature_sample(run, pool)
-
-    metrics = score_pseudo_experiments(per_pe, config, boot_key)
-    records.atomic_write_json(run.path("scores.json"), metrics["profiled"]["codabench"])
-    fu_report.finish(run, metrics)
-    return metrics
+    return {"params": params, "history": classifier["history"], "templates": run.stage("templates", make_templates)}
 
 
 def score_pseudo_experiments(per_pe: dict, config: dict, key: jax.Array) -> dict:

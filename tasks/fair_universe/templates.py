@@ -84,7 +84,7 @@ def make_binned_yields(score_fn: Callable, n_bins: int):
 def fit_log_response(x: jax.Array, yields: jax.Array, reference: jax.Array) -> jax.Array:
     """Least-squares (a, c) of log(Y(x)/Y(0)) = a x + c x^2 per bin; x (G,), yields (G, ...) -> (..., 2)."""
     floor = 1e-6 * jnp.max(reference)
-    log_ratio = jnp.log((yields + floor) / (reference + floor))
+    log_ratio = jnp.log((yields + floor) / (reference[None] + floor))
     design = jnp.stack([x, x * x], axis=-1)  # (G, 2)
     solution, *_ = jnp.linalg.lstsq(design, log_ratio.reshape(x.shape[0], -1))
     return jnp.moveaxis(solution.reshape((2,) + yields.shape[1:]), 0, -1)

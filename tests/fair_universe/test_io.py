@@ -85,7 +85,7 @@ def test_round_trip_is_exact(written):
     assert loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert loaded.metadata["source"] == "test"
     assert loaded.metadata["luminosity"] == schema.LUMINOSITY_FB
-    assert loaded.metadata["total_rows"] == len(pool)
+    assert loaded.metadata["total_rows"] == pool.num_events
     assert loaded.metadata["sum_weights"] == pytest.approx(pool.weights.sum(dtype=np.float64))
 
 
@@ -210,10 +210,10 @@ def test_croissant_style_metadata_and_explicit_path(written, tmp_path):
     path, pool, _ = written
     card = tmp_path / "data.croissant.json"
     properties = {"sumWeights": float(pool.weights.sum(dtype=np.float64)), "luminosity": 139,
-                  "totalRows": len(pool)}
+                  "totalRows": pool.num_events}
     card.write_text(json.dumps({"croissant": {"dataProperties": properties}}))
     metadata = load_parquet(path, metadata_path=card).metadata
-    assert metadata["luminosity"] == 139.0 and metadata["total_rows"] == len(pool)
+    assert metadata["luminosity"] == 139.0 and metadata["total_rows"] == pool.num_events
 
 
 def test_write_rejects_arrays_in_the_wrong_layout(tmp_path):

@@ -1,0 +1,228 @@
+"""Pseudo-experiments per second: the reference way (numpy + iminuit, one PE at a time) vs jaxbench.
+
+Both ways use the same event pool, classifier, templates and PE conditions (mu_true, nu_true):
+
+  reference: for each PE, a Poisson count per pool event (numpy), materialise the rows
+             (np.repeat), systematics and derived features on the rows (vectorised numpy,
+             float64, as the challenge's pandas code does), the classifier forward pass (numpy),
+             np.histogram, and an iminuit MIGRAD + MINOS fit of the same profile likelihood;
+  jaxbench:  the task's PE kernel: counts over the fixed pool (never materialised rows),
+             systematics, classifier, histogram and the profile fit, jitted and vmapped over a
+             batch of PEs and sharded over every device.
+
+Usage: python scripts/bench_pseudo_experiments.py [--reference-pes 8] [--jax-pes 256]
+Prints one table with PEs/second of both ways and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def numpy_systematics_and_features(rows: np.ndarray, process: np.ndarray, weights: np.ndarray, nu: np.ndarray,
+                                   rng: np.random.Generator):
+    """Vectorised numpy float64 systematics + cuts + DER features on materialised rows (n, 16)."""
+    from jaxbench.tasks.fair_universe.schema import DIBOSON, HAD_PT_MIN, JET_PT_MIN, LEP_PT_MIN, PRI, SIGNAL, TTBAR
+
+    x = rows.astype(np.float64)
+    c = {name: x[:, i].copy() for name, i in PRI.items()}
+    tes, jes, soft_met, tt, vv, bkg = (float(v) for v in nu)
+    nj = c["PRI_n_jets"]
+    j1 = np.where(nj >= 1, c["PRI_jet_leading_pt"], 0.0)
+    j2 = np.where(nj >= 2, c["PRI_jet_subleading_pt"], 0.0)
+    mx = c["PRI_met"] * np.cos(c["PRI_met_phi"]) - (tes - 1) * c["PRI_had_pt"] * np.cos(c["PRI_had_phi"]) \
+        - (jes - 1) * (j1 * np.cos(c["PRI_jet_leading_phi"]) + j2 * np.cos(c["PRI_jet_subleading_phi"]))
+    my = c["PRI_met"] * np.sin(c["PRI_met_phi"]) - (tes - 1) * c["PRI_had_pt"] * np.sin(c["PRI_had_phi"]) \
+        - (jes - 1) * (j1 * np.sin(c["PRI_jet_leading_phi"]) + j2 * np.sin(c["PRI_jet_subleading_phi"]))
+    noise = rng.standard_normal((x.shape[0], 2))
+    mx, my = mx + soft_met * noise[:, 0], my + soft_met * noise[:, 1]
+    c["PRI_met"], c["PRI_met_phi"] = np.hypot(mx, my), np.arctan2(my, mx)
+    c["PRI_had_pt"] = c["PRI_had_pt"] * tes
+    c["PRI_jet_leading_pt"] = np.where(nj >= 1, c["PRI_jet_leading_pt"] * jes, -25.0)
+    c["PRI_jet_subleading_pt"] = np.where(nj >= 2, c["PRI_jet_subleading_pt"] * jes, -25.0)
+    c["PRI_jet_all_pt"] = c["PRI_jet_all_pt"] * jes
+    keep = (c["PRI_had_pt"] >= HAD_PT_MIN) & (c["PRI_lep_pt"] >= LEP_PT_MIN)
+    c = {k: v[keep] for k, v in c.items()}
+    process, weights = process[keep], weights[keep]
+    nj = c["PRI_n_jets"]
+    f1 = (nj >= 1) & (c["PRI_jet_leading_pt"] <= JET_PT_MIN)
+    f2 = (nj >= 2) & (c["PRI_jet_subleading_pt"] <= JET_PT_MIN)
+    c["PRI_jet_all_pt"] = np.where(f1, 0.0, np.where(f2, c["PRI_jet_leading_pt"], c["PRI_jet_all_pt"]))
+    c["PRI_n_jets"] = np.where(f1, 0.0, np.where(f2, 1.0, nj))
+    for q in ("pt", "eta", "phi"):
+        c[f"PRI_jet_leading_{q}"] = np.where(f1, -25.0, c[f"PRI_jet_leading_{q}"])
+        c[f"PRI_jet_subleading_{q}"] = np.where(f1 | f2, -25.0, c[f"PRI_jet_subleading_{q}"])
+    weights = weights * np.where(process == TTBAR, tt, 1.0) * np.where(process == DIBOSON, vv, 1.0) \
+        * np.where(process == SIGNAL, 1.0, bkg)
+
+    def vec(pt, eta, phi):
+        return pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)
+
+    def mass(*objs):
+        s = [sum(o[k] for o in objs) for k in range(4)]
+        return np.sqrt(np.maximum(s[3] ** 2 - s[0] ** 2 - s[1] ** 2 - s[2] ** 2, 0.0))
+
+    lep = vec(c["PRI_lep_pt"], c["PRI_lep_eta"], c["PRI_lep_phi"])
+    had = vec(c["PRI_had_pt"], c["PRI_had_eta"], c["PRI_had_phi"])
+    nj = c["PRI_n_jets"]
+    two = nj >= 2
+    jet1 = vec(np.where(nj >= 1, c["PRI_jet_leading_pt"], 0.0), c["PRI_jet_leading_eta"], c["PRI_jet_leading_phi"])
+    jet2 = vec(np.where(two, c["PRI_jet_subleading_pt"], 0.0), c["PRI_jet_subleading_eta"], c["PRI_jet_subleading_phi"])
+    met_x, met_y = c["PRI_met"] * np.cos(c["PRI_met_phi"]), c["PRI_met"] * np.sin(c["PRI_met_phi"])
+    dphi = np.mod(c["PRI_lep_phi"] - c["PRI_met_phi"] + np.pi, 2 * np.pi) - np.pi
+    e1, e2 = c["PRI_jet_leading_eta"], c["PRI_jet_subleading_eta"]
+    sign = np.sign(np.sin(c["PRI_had_phi"] - c["PRI_lep_phi"]))
+    a = np.sin(c["PRI_met_phi"] - c["PRI_lep_phi"]) * sign
+    b = np.sin(c["PRI_had_phi"] - c["PRI_met_phi"]) * sign
+    deta2 = np.where(two, (e1 - e2) ** 2, 1.0)
+    dphi_lh = np.mod(c["PRI_had_phi"] - c["PRI_lep_phi"] + np.pi, 2 * np.pi) - np.pi
+    der = np.stack([
+        np.sqrt(np.maximum(2 * c["PRI_lep_pt"] * c["PRI_met"] * (1 - np.cos(dphi)), 0.0)),
+        mass(lep, had),
+        np.hypot(lep[0] + had[0] + met_x, lep[1] + had[1] + met_y),
+        np.where(two, np.abs(e1 - e2), -25.0),
+        np.where(two, mass(jet1, jet2), -25.0),
+        np.where(two, e1 * e2, -25.0),
+        np.hypot(c["PRI_lep_eta"] - c["PRI_had_eta"], dphi_lh),
+        np.hypot(lep[0] + had[0] + met_x + jet1[0] + jet2[0], lep[1] + had[1] + met_y + jet1[1] + jet2[1]),
+        c["PRI_lep_pt"] + c["PRI_had_pt"] + c["PRI_jet_all_pt"],
+        c["PRI_lep_pt"] / c["PRI_had_pt"],
+        np.where(a**2 + b**2 > 0, (a + b) / np.sqrt(np.maximum(a**2 + b**2, 1e-30)), -25.0),
+        np.where(two, np.exp(-4 / deta2 * (c["PRI_lep_eta"] - (e1 + e2) / 2) ** 2), -25.0),
+    ], axis=1)
+    pri = np.stack([c[name] for name in PRI], axis=1)
+    return np.concatenate([pri, der], axis=1), weights
+
+
+def numpy_classifier(params: dict, features: np.ndarray) -> np.ndarray:
+    """The flax MLP's forward pass in numpy (SiLU hidden layers, sigmoid output)."""
+    x = (features - np.asarray(params["mean"], np.float64)) / np.asarray(params["std"], np.float64)
+    layers = params["net"]["params"]
+    names = sorted(layers, key=lambda n: int(n.split("_")[1]))
+    for name in names[:-1]:
+        x = x @ np.asarray(layers[name]["kernel"], np.float64) + np.asarray(layers[name]["bias"], np.float64)
+        x = x / (1 + np.exp(-x))
+    x = x @ np.asarray(layers[names[-1]]["kernel"], np.float64) + np.asarray(layers[names[-1]]["bias"], np.float64)
+    return 1 / (1 + np.exp(-x[:, 0]))
+
+
+def numpy_expected(model: dict, mu: float, alpha: np.ndarray) -> np.ndarray:
+    """The template model lambda_b(mu, alpha) of templates.py, in numpy."""
+    s = min(np.exp(alpha[2]), 6.0)
+    x = np.array([alpha[0] - 1, alpha[1] - 1, s * s])
+    coef = model["coef"]
+    log_r = np.einsum("k,kpb->pb", x, coef[..., 0]) + np.einsum("k,kpb->pb", x * x, coef[..., 1])
+    scale = np.array([mu, alpha[5], alpha[5] * alpha[3], alpha[5] * alpha[4]])
+    return np.sum(scale[:, None] * model["nominal"] * np.exp(log_r), axis=0)
+
+
+def reference_pe(pool, params, model, mu_true, nu_true, rng) -> tuple[float, float, float]:
+    """One PE the reference way; returns (mu_hat, p16, p84)."""
+    from iminuit import Minuit
+
+    from jaxbench.tasks.fair_universe.templates import ALPHA_CENTER, ALPHA_SIGMA
+
+    pri, weights, process = (np.asarray(a) for a in pool)
+    rate = weights * np.where(process == 0, mu_true, 1.0)
+    counts = rng.poisson(rate)
+    rows = np.repeat(np.arange(pri.shape[0]), counts)
+    features, row_weights = numpy_systematics_and_features(pri[rows], process[rows], np.ones(rows.shape[0]), nu_true, rng)
+    hist, _ = np.histogram(numpy_classifier(params, features), bins=np.asarray(model["edges"], np.float64),
+                           weights=row_weights * 0 + 1)
+    center, sigma = ALPHA_CENTER.astype(np.float64), ALPHA_SIGMA.astype(np.float64)
+
+    def nll(mu, *alpha):
+        alpha = np.asarray(alpha)
+        lam = np.maximum(numpy_expected(model, mu, alpha), 1e-12)
+        return float(np.sum(lam - hist * np.log(lam)) + 0.5 * np.sum(((alpha - center) / sigma) ** 2))
+
+    names = ("mu",) + tuple(f"a{i}" for i in range(6))
+    m = Minuit(nll, 1.0, *center, name=names)
+    m.errordef = Minuit.LIKELIHOOD
+    for name, s in zip(names[1:], sigma):
+        m.errors[name] = s
+    m.migrad()
+    m.minos("mu")
+    return m.values["mu"], m.values["mu"] + m.merrors["mu"].lower, m.values["mu"] + m.merrors["mu"].upper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reference-pes", type=int, default=8)
+    parser.add_argument("--jax-pes", type=int, default=256)
+    parser.add_argument("--pool", default="30000,60000,30000,15000", help="pool events per process")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import tempfile
+
+    import jax
+
+    import jaxbench
+    from jaxbench.runner import Run
+    from jaxbench.sharding import batch_mesh, pad_to_multiple, shard_batched
+    from jaxbench.tasks.fair_universe import task as fu
+    from jaxbench.tasks.fair_universe.classifier import make_score_fn
+
+    pool_events = tuple(int(v) for v in args.pool.split(","))
+    task = jaxbench.make("fair_universe-v0", quick=True, pool_events=pool_events, epochs=3)
+    config = task.config
+    key = jax.random.key(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        # The same data, classifier and templates as the pipeline (estimator quality does not change timings).
+        run = Run(tmp, task.id, config, args.seed, progress=False, log=lambda s: None)
+        data = run.stage("data", lambda: fu.generate_data(jax.random.fold_in(key, 0), config))
+        estimator = fu.prepare_estimator(run, data)
+    pool = fu.as_pool(data["pool"])
+    params, templates = estimator["params"], estimator["templates"]
+    conditions = fu.pe_conditions(jax.random.fold_in(key, 3), {**config, "n_pe_per_mu": -(-max(args.jax_pes, args.reference_pes) // 10)})
+    n_bins = int(config["n_bins"])
+    pe_fn = fu.make_pe_fn(make_score_fn(tuple(config["hidden"])), n_bins)
+    shared = {**pool._asdict(), **templates, "params": params, "key": jax.random.fold_in(key, 2)}
+
+
+    mesh = batch_mesh()
+    sharded = shard_batched(pe_fn, mesh)
+    chunk = max(mesh.size, 16 // mesh.size * mesh.size)
+    n_jax = args.jax_pes // chunk * chunk
+    batch = {k: np.asarray(v)[:n_jax] for k, v in conditions.items()}
+    first = {k: v[:chunk] for k, v in batch.items()}
+    t0 = time.perf_counter()
+    jax.block_until_ready(sharded(shared, first))
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for lo in range(0, n_jax, chunk):
+        piece, _ = pad_to_multiple({k: v[lo:lo + chunk] for k, v in batch.items()}, mesh.size)
+        jax.block_until_ready(sharded(shared, piece))
+    jax_s = time.perf_counter() - t0
+
+    rng = np.random.default_rng(args.seed)
+    np_params = jax.tree.map(np.asarray, params)
+    np_model = {k: np.asarray(v, np.float64) for k, v in templates.items()}
+    np_pool = (np.asarray(pool.pri), np.asarray(pool.weights), np.asarray(pool.process))
+    t0 = time.perf_counter()
+    for i in range(args.reference_pes):
+        reference_pe(np_pool, np_params, np_model, float(conditions["mu_true"][i]), conditions["nu_true"][i], rng)
+    ref_s = time.perf_counter() - t0
+
+    ref_rate, jax_rate = args.reference_pes / ref_s, n_jax / jax_s
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, jax devices: {len(jax.devices())} x "
+          f"{jax.devices()[0].platform}; pool {pri_count(pool)} events; {n_bins} bins; classifier {config['hidden']}")
+    print(f"{'way':52s} {'PEs':>6s} {'seconds':>9s} {'PEs/s':>9s} {'ratio':>7s}")
+    print(f"{'reference: numpy rows + iminuit MIGRAD/MINOS, 1 PE at a time':52s} {args.reference_pes:6d} {ref_s:9.2f} {ref_rate:9.2f} {1.0:7.1f}")
+    print(f"{'jaxbench: counts over the pool, jit+vmap+shard':52s} {n_jax:6d} {jax_s:9.2f} {jax_rate:9.2f} {jax_rate / ref_rate:7.1f}")
+    print(f"(jaxbench compile time, once: {compile_s:.1f} s; both ways fit profiled only in the reference, "
+          "profiled + statistical-only in jaxbench)")
+
+
+def pri_count(pool) -> int:
+    return int(pool.pri.shape[0])
+
+
+if __name__ == "__main__":
+    main()
