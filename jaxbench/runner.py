@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxbench import records
 from jaxbench.errors import ConfigError, JaxbenchError
-from jaxbench.sharding import batch_mesh, pad_to_multiple, shard_batched
+from jaxbench.sharding import batch_mesh, pad_to_multiple, replicate, shard_batched
 
 MANIFEST = "manifest.json"
 
@@ -101,6 +101,7 @@ class Run:
         chunk_size = max(devices, -(-int(chunk_size) // devices) * devices)
         chunk_dir = self.path("stages", name)
         sharded = shard_batched(fn, self.mesh)
+        shared = replicate(shared, self.mesh)
         outputs = []
         n_chunks = -(-n // chunk_size)
         start = time.perf_counter()

@@ -34,6 +34,11 @@ def shard_batched(fn: Callable[[Any, Any], Any], mesh: Mesh) -> Callable[[Any, A
     return jax.jit(fn, in_shardings=(replicated, split), out_shardings=split)
 
 
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Places ``tree`` on every device of ``mesh`` once, so repeated calls do not copy it again."""
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
 def pad_to_multiple(batch: Any, multiple: int) -> tuple[Any, int]:
     """Pads every leaf's leading axis to a multiple of ``multiple`` by repeating the last item.
 

@@ -13,13 +13,16 @@ Method, in internal coordinates ``theta = (mu, z)`` with nuisances ``alpha = cen
 2. Interval edges (both sides at once, vmapped): Newton iterations on ``r(mu) = 1`` with
    ``r = sqrt(2 q)`` and ``q(mu) = min_z NLL(mu, z) - NLL_min``; ``r`` is linear in ``mu`` for a
    Gaussian likelihood and nearly so for Poisson ones, so this converges in a few steps even for
-   asymmetric intervals. Each iteration takes one joint Newton step: ``z`` moves to the minimum of
-   the local quadratic model at the new ``mu`` (Venzon-Moolgavkar style), ``q`` and ``dq/dmu`` come
-   from the same model (envelope theorem with the first-order correction for a not yet fully
-   profiled ``z``). One Hessian per iteration instead of an inner minimisation loop. A bracket
-   ``[inside, outside]`` guards the steps: a step leaving it, or landing where the expected yield
-   is not positive, is replaced by bisection (or by doubling while no outside point is known).
-   The start is ``mu_hat -/+ sigma_hessian`` with ``z`` predicted from the fit covariance.
+   asymmetric intervals. One Hessian per iteration: while ``z`` is profiled to within its local
+   quadratic model, the step is a joint Newton step (``mu`` by the root step, ``z`` to the model's
+   minimum at the new ``mu``, Venzon-Moolgavkar style), with ``q`` and ``dq/dmu`` from that model
+   (envelope theorem plus the first-order correction for a not exactly profiled ``z``); otherwise
+   it is a damped Newton step in ``z`` at fixed ``mu`` (needed near a zero expected yield at low
+   counts). This is cheaper than an inner minimisation loop per root step and as accurate. A
+   bracket ``[inside, outside]`` guards the root steps (bisection, or doubling while no outside
+   point is known), and a point with a non-positive expected yield halves the way back to the
+   last valid one. The start is ``mu_hat -/+ sigma_hessian`` with ``z`` predicted from the fit
+   covariance.
 
 The NLL is taken relative to the saturated model, ``sum(lam - n + n log(n / lam))``, evaluated
 through ``n * (r - log1p(r))`` with ``r = (lam - n) / n`` and a series where ``r`` is small: the
@@ -113,7 +116,7 @@ def _nll_rounding(value: jax.Array) -> jax.Array:
     return 64 * jnp.finfo(value.dtype).eps * jnp.abs(value)
 
 
-def _damped_step(objective, x, value, grad, hessian, damping):
+def _damped_step(objective, x, value, grad, hessian, damping, lengths=(1.0, 0.5, 0.25, 0.125)):
     """One descent step from ``x``; returns ``(x, objective(x), damping)`` after it.
 
     Solves ``(H + damping * diag|H|) delta = -g`` (Levenberg-Marquardt: safe where ``H`` is
@@ -123,7 +126,7 @@ def _damped_step(objective, x, value, grad, hessian, damping):
     and the full step is taken. The damping shrinks tenfold after a kept step and grows tenfold
     after a rejected one.
     """
-    lengths = jnp.array([1.0, 0.5, 0.25, 0.125], x.dtype)
+    lengths = jnp.array(lengths, x.dtype)
     scale = jnp.maximum(jnp.abs(jnp.diag(hessian)), jnp.finfo(x.dtype).tiny)
     direction = -jnp.linalg.solve(hessian + damping * jnp.diag(scale), grad)
     line = jax.vmap(lambda length: objective(x + length * direction))(lengths)
@@ -198,7 +201,7 @@ def _interval_edge(objective, theta_hat, nll_min, covariance, side, steps: int, 
         z_root = z - z_step - z_slope * side * (t_root - t)
 
         z_profile, _, new_damping = _damped_step(
-            lambda z: objective(jnp.concatenate([mu[None], z])), z, value, g_z, h_zz, damping
+            lambda z: objective(jnp.concatenate([mu[None], z])), z, value, g_z, h_zz, damping, lengths=(1.0,)
         )
         t_new = jnp.where(profiled, t_root, jnp.where(valid, t, 0.5 * (t_valid + t)))
         z_new = jnp.where(profiled, z_root, jnp.where(valid, z_profile, 0.5 * (z_valid + z)))

@@ -12,7 +12,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxbench.kernels.pseudo_experiments import poisson_counts
 from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe.systematics import apply_systematics
 
@@ -24,13 +26,23 @@ class PseudoExperiment(NamedTuple):
     counts: jax.Array
 
 
-def draw_pseudo_experiment(key: jax.Array, pool: schema.EventPool, mu_true: jax.Array, nu_true: jax.Array) -> PseudoExperiment:
-    """One PE: systematics on the pool, then a Poisson count per event (zero for failing events)."""
+def max_event_rate(pool: schema.EventPool, mu_max: float) -> float:
+    """A static bound of any pool event's Poisson mean over the challenge's prior ranges."""
+    weight_scale = max(float(mu_max), 2.0 * 1.01)  # diboson_scale <= 2, bkg_scale <= 1.01
+    return float(np.max(np.asarray(pool.weights))) * weight_scale
+
+
+def draw_pseudo_experiment(key: jax.Array, pool: schema.EventPool, mu_true: jax.Array, nu_true: jax.Array,
+                           max_rate: float) -> PseudoExperiment:
+    """One PE: systematics on the pool, then a Poisson count per event (zero for failing events).
+
+    ``max_rate`` is a static bound of the per-event means (``max_event_rate``).
+    """
     poisson_key, noise_key = jax.random.split(key)
     noise = jax.random.normal(noise_key, (pool.pri.shape[0], 2), jnp.float32)
     pri, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process, nu_true, noise)
     rate = jnp.where(passed, weights, 0.0) * jnp.where(pool.process == schema.SIGNAL, mu_true, 1.0)
-    return PseudoExperiment(pri, jax.random.poisson(poisson_key, rate).astype(jnp.float32))
+    return PseudoExperiment(pri, poisson_counts(poisson_key, rate, max_rate))
 
 
 def pe_key(root: jax.Array, index: jax.Array) -> jax.Array:

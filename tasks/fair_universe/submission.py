@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxbench.errors import JaxbenchError
 from jaxbench.tasks.fair_universe import schema
-from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment, pe_key
+from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment, max_event_rate, pe_key
 from jaxbench.tasks.fair_universe.systematics import systematics_numpy
 from jaxbench.tasks.fair_universe.templates import event_features
 
@@ -113,7 +113,8 @@ def evaluate_submission(model_class: type, train: schema.EventPool, pool: schema
     """
     model = model_class(get_train_set=make_train_set_fn(train), systematics=systematics)
     model.fit()
-    draw = jax.jit(lambda key, mu, nu: draw_pseudo_experiment(key, pool, mu, nu))
+    max_rate = max_event_rate(pool, float(np.max(conditions["mu_true"])))
+    draw = jax.jit(lambda key, mu, nu: draw_pseudo_experiment(key, pool, mu, nu, max_rate))
     results = {k: [] for k in REQUIRED_OUTPUTS}
     for i, (index, mu, nu) in enumerate(zip(conditions["index"], conditions["mu_true"], conditions["nu_true"])):
         pe = draw(pe_key(root_key, int(index)), mu, nu)

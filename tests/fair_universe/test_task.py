@@ -10,7 +10,7 @@ from jaxbench.sharding import batch_mesh, shard_batched
 from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe import task as fu
 from jaxbench.tasks.fair_universe.classifier import make_score_fn
-from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment
+from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment, max_event_rate
 from jaxbench.tasks.fair_universe.systematics import apply_systematics
 from jaxbench.tasks.fair_universe.templates import TemplateModel, expected_counts, make_binned_yields
 
@@ -31,7 +31,8 @@ def test_pe_totals_per_process_match_expected_yields_within_poisson_errors(tiny_
     n_pe, mu = 200, 1.7
     nu = jnp.asarray(schema.NOMINAL_NUISANCES)
     keys = jax.random.split(jax.random.key(11), n_pe)
-    counts = jax.vmap(lambda k: draw_pseudo_experiment(k, pool, mu, nu).counts)(keys)
+    max_rate = max_event_rate(pool, mu)
+    counts = jax.vmap(lambda k: draw_pseudo_experiment(k, pool, mu, nu, max_rate).counts)(keys)
     per_process = np.asarray(jax.vmap(lambda c: jax.ops.segment_sum(c, pool.process, 4))(counts))
     expected = np.array([schema.EXPECTED_YIELDS[p] for p in schema.PROCESSES])
     expected[0] *= mu
@@ -66,7 +67,8 @@ def test_templates_reproduce_the_pool_histograms_at_and_off_nominal(tiny_estimat
 def _run_pes(task, data, estimator, conditions, mesh):
     pool = fu.as_pool(data["pool"])
     shared = {**pool._asdict(), **estimator["templates"], "params": estimator["params"], "key": jax.random.key(5)}
-    pe_fn = fu.make_pe_fn(make_score_fn(task.config["hidden"]), int(task.config["n_bins"]))
+    max_rate = max_event_rate(pool, max(np.max(conditions["mu_true"]), 1.0))
+    pe_fn = fu.make_pe_fn(make_score_fn(task.config["hidden"]), int(task.config["n_bins"]), max_rate)
     out = shard_batched(pe_fn, mesh)(shared, conditions)
     return jax.tree.map(np.asarray, out)
 

@@ -77,7 +77,8 @@ _C_BACKGROUND = np.array([6.0, 4.0, 3.0, 2.0])
 LOW_COUNTS = ToyModel(
     lambda mu, alpha, xp: mu * _C_SIGNAL + alpha[0] * _C_BACKGROUND, np.array([1.0]), np.array([0.1]), 0.0
 )
-LOW_COUNT_HISTOGRAMS = np.array([[6, 4, 3, 2], [4, 3, 1, 1], [7, 5, 4, 5], [5, 2, 3, 0], [9, 2, 1, 0]], float)
+# Nominal, below and above it; [2, 1, 0, 1] puts the lower edge near the zero-yield boundary mu = -alpha.
+LOW_COUNT_HISTOGRAMS = np.array([[6, 4, 3, 2], [4, 3, 1, 1], [7, 5, 4, 5], [8, 5, 2, 3], [2, 1, 0, 1]], float)
 
 
 def minos_interval(model: ToyModel, counts: np.ndarray, fix_nuisances: bool = False):
