@@ -1,15 +1,17 @@
 """Binned Poisson profile-likelihood fit of a signal strength with Gaussian-constrained nuisances.
 
-The hot loop of pseudo-experiment (PE) studies: ``fit = make_profile_fit(expected_fn, center, sigma)``
-builds a jitted ``fit(counts) -> FitResult`` for one histogram; ``jax.vmap(fit)`` runs thousands of
-PEs at once and the caller shards the batch axis over devices. Every loop has a fixed length, so
-``fit`` has no Python control flow on traced values and compiles once per counts shape.
+The hot loop of pseudo-experiment (PE) studies: ``make_profile_fit(expected_fn, center, sigma)``
+builds a jitted ``fit(counts) -> FitResult`` for one histogram; ``jax.vmap(fit)`` runs thousands
+of PEs at once and the caller shards the batch axis over devices. Every loop has a fixed length,
+so ``fit`` has no Python control flow on traced values and compiles once per counts shape.
 
 Method, in internal coordinates ``theta = (mu, z)`` with nuisances ``alpha = center + sigma * z``
 (so each constraint is ``z**2 / 2`` and all nuisance directions are on the same scale):
 
-1. Global minimum: Levenberg-Marquardt-damped Newton with the exact Hessian, a fixed number of
-   steps, started at ``z = 0`` and ``mu`` from a Fisher-weighted moment estimate.
+1. Global minimum: a fixed number of Levenberg-Marquardt-damped Newton steps with the exact
+   Hessian and a parallel line search (four step lengths at once; from the constraint centre the
+   large-count bins are many sigma off and the plain Newton step overshoots), started at ``z = 0``
+   and ``mu`` from a Fisher-weighted moment estimate.
 2. Interval edges (both sides at once, vmapped): Newton iterations on ``r(mu) = 1`` with
    ``r = sqrt(2 q)`` and ``q(mu) = min_z NLL(mu, z) - NLL_min``; ``r`` is linear in ``mu`` for a
    Gaussian likelihood and nearly so for Poisson ones, so this converges in a few steps even for
@@ -51,7 +53,7 @@ class FitResult(NamedTuple):
     nuisances_hat: jax.Array  # best-fit nuisance parameters alpha (their centres if profile=False)
     nll_min: jax.Array  # −ln L at the minimum, relative to the saturated model, plus constraints
     sigma_hessian: jax.Array  # sqrt of the mu-mu element of the inverse Hessian at the minimum
-    converged: jax.Array  # bool: small Newton decrement at the minimum and at both edges
+    converged: jax.Array  # bool: minimum and both crossings reached within ``tolerance``
 
 
 def poisson_nll(lam: jax.Array, counts: jax.Array) -> jax.Array:
@@ -84,7 +86,9 @@ def _saturated_term(lam: jax.Array, n: jax.Array) -> jax.Array:
     # form there would lose the leading digits to cancellation (all of them in float32 at 1e6).
     u = r / (2 + r)
     u2 = u * u
-    tail = 1 / 3 + u2 * (1 / 5 + u2 * (1 / 7 + u2 * (1 / 9 + u2 * (1 / 11 + u2 * (1 / 13 + u2 / 15)))))
+    tail = jnp.zeros_like(u)  # (atanh(u) - u) / u^3 = 1/3 + u^2/5 + ... + u^12/15, by Horner
+    for k in (15, 13, 11, 9, 7, 5, 3):
+        tail = 1 / k + u2 * tail
     series = r * r / (2 + r) - 2 * u * u2 * tail
     return n * jnp.where(jnp.abs(r) < 0.25, series, r - jnp.log1p(r))
 
@@ -120,7 +124,7 @@ def _damped_step(objective, x, value, grad, hessian, damping, lengths=(1.0, 0.5,
     """One descent step from ``x``; returns ``(x, objective(x), damping)`` after it.
 
     Solves ``(H + damping * diag|H|) delta = -g`` (Levenberg-Marquardt: safe where ``H`` is
-    indefinite or ill-conditioned) and takes the best of four lengths along ``delta``, evaluated in
+    indefinite or ill-conditioned) and takes the best of ``lengths`` times ``delta``, evaluated in
     parallel (the quadratic model overshoots far from the minimum or near a zero expected yield).
     Where the predicted decrease is below the rounding of −ln L, the values cannot rank the points
     and the full step is taken. The damping shrinks tenfold after a kept step and grows tenfold
@@ -158,7 +162,8 @@ def _minimise(objective, x0: jax.Array, steps: int):
         return x, value, grad, hessian, damping
 
     dim = x0.shape[0]
-    state = (x0, objective(x0), jnp.zeros_like(x0), jnp.eye(dim, dtype=x0.dtype), jnp.asarray(1e-3, x0.dtype))
+    damping = jnp.asarray(1e-3, x0.dtype)
+    state = (x0, objective(x0), jnp.zeros_like(x0), jnp.eye(dim, dtype=x0.dtype), damping)
     x, value, grad, hessian, _ = jax.lax.fori_loop(0, steps, step, state)
     return x, value, grad, hessian
 
@@ -178,7 +183,11 @@ def _interval_edge(objective, theta_hat, nll_min, covariance, side, steps: int, 
     def iterate(_, state):
         t, z, t_in, t_out, damping, t_valid, z_valid, _ = state
         mu = theta_hat[0] + side * t
-        value, grad, hessian = value_grad_hessian(jnp.concatenate([mu[None], z]))
+
+        def with_mu(z):
+            return jnp.concatenate([mu[None], z])
+
+        value, grad, hessian = value_grad_hessian(with_mu(z))
         h_zz, h_zmu, g_z = hessian[1:, 1:], hessian[1:, 0], grad[1:]
         solved = jnp.linalg.solve(h_zz, jnp.stack([g_z, h_zmu], axis=1))
         z_step, z_slope = solved[:, 0], solved[:, 1]
@@ -188,7 +197,9 @@ def _interval_edge(objective, theta_hat, nll_min, covariance, side, steps: int, 
         q = value - 0.5 * decrement - nll_min
         dq_dt = side * (grad[0] - h_zmu @ z_step)
         valid = jnp.isfinite(value)
-        profiled = valid & jnp.isfinite(q) & jnp.isfinite(dq_dt) & (decrement >= 0) & (decrement < 0.1)
+        profiled = (
+            valid & jnp.isfinite(q) & jnp.isfinite(dq_dt) & (decrement >= 0) & (decrement < 0.1)
+        )
 
         # Root step: Newton on r = sqrt(2 q) = 1 inside the bracket, else bisect (or double).
         t_in = jnp.where(profiled & (q < 0.5), jnp.maximum(t_in, t), t_in)
@@ -201,7 +212,7 @@ def _interval_edge(objective, theta_hat, nll_min, covariance, side, steps: int, 
         z_root = z - z_step - z_slope * side * (t_root - t)
 
         z_profile, _, new_damping = _damped_step(
-            lambda z: objective(jnp.concatenate([mu[None], z])), z, value, g_z, h_zz, damping, lengths=(1.0,)
+            lambda z: objective(with_mu(z)), z, value, g_z, h_zz, damping, lengths=(1.0,)
         )
         t_new = jnp.where(profiled, t_root, jnp.where(valid, t, 0.5 * (t_valid + t)))
         z_new = jnp.where(profiled, z_root, jnp.where(valid, z_profile, 0.5 * (z_valid + z)))
@@ -209,7 +220,8 @@ def _interval_edge(objective, theta_hat, nll_min, covariance, side, steps: int, 
         # A stat-only fit of data with shifted nuisances can end at −ln L ~ 1e3, where float32
         # resolves it only to ~1e-2.
         resolution = tolerance + _nll_rounding(nll_min)
-        converged = profiled & (jnp.abs(value - nll_min - 0.5) < resolution) & (decrement < tolerance)
+        crossed = jnp.abs(value - nll_min - 0.5) < resolution
+        converged = profiled & crossed & (decrement < tolerance)
         t_valid = jnp.where(valid, t, t_valid)
         z_valid = jnp.where(valid, z, z_valid)
         return t_new, z_new, t_in, t_out, damping, t_valid, z_valid, converged
@@ -218,7 +230,8 @@ def _interval_edge(objective, theta_hat, nll_min, covariance, side, steps: int, 
     t0 = jnp.sqrt(covariance[0, 0])
     z0 = theta_hat[1:] + side * covariance[1:, 0] / t0
     zero = jnp.zeros_like(t0)
-    state = (t0, z0, zero, jnp.full_like(t0, jnp.inf), zero + 1e-3, zero, theta_hat[1:], jnp.array(False))
+    inf = jnp.full_like(t0, jnp.inf)
+    state = (t0, z0, zero, inf, zero + 1e-3, zero, theta_hat[1:], jnp.array(False))
     t, *_, converged = jax.lax.fori_loop(0, steps, iterate, state)
     return theta_hat[0] + side * t, converged
 
@@ -271,7 +284,7 @@ def make_profile_fit(
         return poisson_nll(expected_fn(mu, alpha_of(z)), counts) + 0.5 * jnp.sum(z * z)
 
     def initial_point(counts, objective):
-        """``z = 0`` and one Fisher-scoring step in ``mu`` from ``mu_init`` (the weighted moment)."""
+        """``z = 0``, and ``mu`` one Fisher-scoring step from ``mu_init`` (a weighted moment)."""
         mu0 = jnp.asarray(mu_init, dtype=counts.dtype)
         lam, signal = jax.jvp(lambda mu: expected_fn(mu, center), (mu0,), (jnp.ones_like(mu0),))
         weight = signal / lam
@@ -285,8 +298,10 @@ def make_profile_fit(
     def fit(counts: jax.Array) -> FitResult:
         counts = jnp.asarray(counts, dtype=float)
         if counts.ndim != 1:
-            raise ValueError(f"fit takes one histogram of counts, shape (B,); got {counts.shape}. "
-                             "Use jax.vmap(fit) for a batch of pseudo-experiments.")
+            raise ValueError(
+                f"fit takes one histogram of counts, shape (B,); got {counts.shape}. "
+                "Use jax.vmap(fit) for a batch of pseudo-experiments."
+            )
         objective = partial(nll, counts=counts)
         theta, nll_min, grad, hessian = _minimise(
             objective, initial_point(counts, objective), newton_steps
@@ -294,8 +309,10 @@ def make_profile_fit(
         covariance = jnp.linalg.inv(hessian)
         positive_definite = jnp.all(jnp.isfinite(jnp.linalg.cholesky(hessian)))
         fit_converged = positive_definite & (grad @ covariance @ grad < tolerance)
-        edge = partial(_interval_edge, objective, theta, nll_min, covariance,
-                       steps=crossing_steps, tolerance=tolerance)
+        edge = partial(
+            _interval_edge, objective, theta, nll_min, covariance,
+            steps=crossing_steps, tolerance=tolerance,
+        )
         edges, edges_converged = jax.vmap(edge)(jnp.array([-1.0, 1.0], counts.dtype))
         return FitResult(
             mu_hat=theta[0],

@@ -104,17 +104,20 @@ def _check_prediction(prediction: Any, index: int) -> dict[str, float]:
     return values
 
 
-def evaluate_submission(model_class: type, train: schema.EventPool, pool: schema.EventPool,
+def evaluate_submission(model_class: type, train: schema.EventPool, pool: schema.EventPool, met_noise: jax.Array,
                         conditions: dict[str, np.ndarray], root_key: jax.Array,
                         progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Fits the submission once, then predicts every PE of ``conditions`` (index, mu_true, nu_true).
+
+    ``met_noise`` and ``root_key`` are those of the run (``pool_met_noise``, the PE root key), so the
+    submission sees the same PEs as jaxbench's own estimator.
 
     Returns per-PE arrays mu_hat, delta_mu_hat, p16, p84 (to score with ``coverage_score``).
     """
     model = model_class(get_train_set=make_train_set_fn(train), systematics=systematics)
     model.fit()
     max_rate = max_event_rate(pool, float(np.max(conditions["mu_true"])))
-    draw = jax.jit(lambda key, mu, nu: draw_pseudo_experiment(key, pool, mu, nu, max_rate))
+    draw = jax.jit(lambda key, mu, nu: draw_pseudo_experiment(key, pool, met_noise, mu, nu, max_rate))
     results = {k: [] for k in REQUIRED_OUTPUTS}
     for i, (index, mu, nu) in enumerate(zip(conditions["index"], conditions["mu_true"], conditions["nu_true"])):
         pe = draw(pe_key(root_key, int(index)), mu, nu)

@@ -5,7 +5,7 @@ The expected events in score bin b are
     lambda_b(mu, alpha) = mu * S_b R_sb(alpha) + bkg_scale * sum_p k_p Y_pb R_pb(alpha),
 
 with Y_pb the nominal yield of process p in bin b, k_p the ttbar/diboson weight scales and
-R_pb = exp(sum_k a_kpb x_k + c_kpb x_k^2) the smooth response to the three shape nuisances,
+R_pb = exp(sum_k sum_d c_kpbd x_k^d), d = 1..3, the smooth response to the three shape nuisances,
 x = (tes - 1, jes - 1, soft_met^2). The coefficients are least-squares fits of the log-ratio of
 yields computed by passing the whole pool through the systematics on a grid of each nuisance
 (the others nominal) with common random numbers, so the response is smooth. soft_met enters as
@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxbench.kernels.segments import weighted_column_sums
 from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe.derived import derived_features
 from jaxbench.tasks.fair_universe.systematics import apply_systematics
@@ -33,17 +34,20 @@ ALPHA_NAMES = ("tes", "jes", "ln_soft_met", "ttbar_scale", "diboson_scale", "bkg
 ALPHA_CENTER = np.array([1.0, 1.0, 0.0, 1.0, 1.0, 1.0], np.float32)
 ALPHA_SIGMA = np.array([0.01, 0.01, 1.0, 0.02, 0.25, 0.001], np.float32)
 SOFT_MET_MAX_GEV = 6.0  # the response is fitted up to the prior's 5 GeV; beyond it is held flat
+BIN_SMOOTHING = 0.25  # width of the soft bin edges, in bin widths (see bin_fractions)
 
 # Grids on which the shape responses are measured (values of tes, jes and soft_met in GeV).
 TES_GRID = (0.96, 0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03, 1.04)
 JES_GRID = TES_GRID
-SOFT_MET_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
+SOFT_MET_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
+# Degree of the log-response polynomial; cubic follows soft_met up to 5 GeV where quadratic did not.
+RESPONSE_DEGREE = 3
 
 
 class TemplateModel(NamedTuple):
     """Shapes: edges (B+1,) score-bin edges; nominal (P, B) expected events per process at mu = 1
-    and nominal nuisances (soft_met = 0); coef (3, P, B, 2) linear/quadratic log-response
-    coefficients of (tes - 1, jes - 1, soft_met^2)."""
+    and nominal nuisances (soft_met = 0); coef (3, P, B, RESPONSE_DEGREE) polynomial log-response
+    coefficients (powers 1..RESPONSE_DEGREE) of (tes - 1, jes - 1, soft_met^2)."""
 
     edges: jax.Array
     nominal: jax.Array
@@ -60,6 +64,26 @@ def score_bins(score: jax.Array, edges: jax.Array) -> jax.Array:
     return jnp.clip(jnp.searchsorted(edges[1:-1], score, side="right"), 0, edges.shape[0] - 2)
 
 
+def bin_fractions(score: jax.Array, edges: jax.Array, smoothing: float = BIN_SMOOTHING) -> jax.Array:
+    """Soft assignment (n, B) of each score to the bins; each row sums to 1.
+
+    The score is mapped to u in [0, 1] by the piecewise-linear map that sends the edges to
+    equally spaced points, and an event belongs to bin b with weight
+    sigmoid((u - b/B) / s) - sigmoid((u - (b+1)/B) / s), s = smoothing / B (outer edges open).
+    A pool event then slides between bins as the nuisances move its score, instead of jumping:
+    with ~5 expected events per pool event, hard edges make the pool's histogram a step
+    function of tes/jes/soft_met that no smooth template follows (measured misfits of 1-2.5
+    Poisson sigma per bin); with soft edges the steps are smoothed away. The bins' variance is
+    then a little below their mean, so the Poisson likelihood is slightly conservative.
+    """
+    n_bins = edges.shape[0] - 1
+    u = jnp.interp(score, edges, jnp.linspace(0.0, 1.0, n_bins + 1))
+    inner = jnp.arange(1, n_bins) / n_bins
+    above = jax.nn.sigmoid((u[:, None] - inner[None, :]) * (n_bins / smoothing))  # (n, B-1): past edge b
+    ones, zeros = jnp.ones_like(u[:, None]), jnp.zeros_like(u[:, None])
+    return jnp.concatenate([ones, above], axis=1) - jnp.concatenate([above, zeros], axis=1)
+
+
 def signal_quantile_edges(score: jax.Array, weights: jax.Array, n_bins: int) -> jax.Array:
     """Edges (n_bins + 1,) with equal expected signal per bin; outer edges 0 and 1."""
     order = jnp.argsort(score)
@@ -73,21 +97,30 @@ def make_binned_yields(score_fn: Callable, n_bins: int):
 
     def yields(params, pool: schema.EventPool, edges, nuisances, met_noise):
         pri, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process, nuisances, met_noise)
-        bins = score_bins(score_fn(params, event_features(pri)), edges)
-        segment = pool.process * n_bins + bins
-        total = jax.ops.segment_sum(jnp.where(passed, weights, 0.0), segment, len(schema.PROCESSES) * n_bins)
+        fractions = bin_fractions(score_fn(params, event_features(pri)), edges)  # (n, B)
+        per_process = pool.process[:, None] == jnp.arange(len(schema.PROCESSES))[None, :]  # (n, P)
+        joint = (per_process[:, :, None] * fractions[:, None, :]).reshape(fractions.shape[0], -1)
+        total = weighted_column_sums(jnp.where(passed, weights, 0.0), joint)
         return total.reshape(len(schema.PROCESSES), n_bins)
 
     return yields
 
 
 def fit_log_response(x: jax.Array, yields: jax.Array, reference: jax.Array) -> jax.Array:
-    """Least-squares (a, c) of log(Y(x)/Y(0)) = a x + c x^2 per bin; x (G,), yields (G, ...) -> (..., 2)."""
+    """Least-squares c_d of log(Y(x)/Y(0)) = sum_d c_d x^d (d = 1..RESPONSE_DEGREE) per bin.
+
+    Shapes: x (G,), yields (G, ...), reference (...) -> (..., RESPONSE_DEGREE).
+    """
     floor = 1e-6 * jnp.max(reference)
     log_ratio = jnp.log((yields + floor) / (reference[None] + floor))
-    design = jnp.stack([x, x * x], axis=-1)  # (G, 2)
+    design = powers(x)  # (G, D)
     solution, *_ = jnp.linalg.lstsq(design, log_ratio.reshape(x.shape[0], -1))
-    return jnp.moveaxis(solution.reshape((2,) + yields.shape[1:]), 0, -1)
+    return jnp.moveaxis(solution.reshape((RESPONSE_DEGREE,) + yields.shape[1:]), 0, -1)
+
+
+def powers(x: jax.Array) -> jax.Array:
+    """x, x^2, ..., x^RESPONSE_DEGREE stacked on a new last axis."""
+    return jnp.stack([x**d for d in range(1, RESPONSE_DEGREE + 1)], axis=-1)
 
 
 def build_templates(yields_fn, params, pool: schema.EventPool, edges, met_noise) -> TemplateModel:
@@ -120,7 +153,7 @@ def shape_variables(alpha: jax.Array) -> jax.Array:
 def process_yields(model: TemplateModel, mu: jax.Array, alpha: jax.Array) -> jax.Array:
     """Expected events (P, B) per process and bin at signal strength mu and parameters alpha."""
     x = shape_variables(alpha)
-    log_response = jnp.einsum("k,kpb->pb", x, model.coef[..., 0]) + jnp.einsum("k,kpb->pb", x * x, model.coef[..., 1])
+    log_response = jnp.einsum("kd,kpbd->pb", powers(x), model.coef)
     scale = jnp.stack([mu, alpha[5], alpha[5] * alpha[3], alpha[5] * alpha[4]])
     return scale[:, None] * model.nominal * jnp.exp(log_response)
 

@@ -7,10 +7,11 @@ import pytest
 
 from jaxbench.kernels.coverage import coverage_score
 from jaxbench.sharding import batch_mesh, shard_batched
+from jaxbench.kernels.segments import segment_sum
 from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe import task as fu
 from jaxbench.tasks.fair_universe.classifier import make_score_fn
-from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment, max_event_rate
+from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment, max_event_rate, pe_key, pool_met_noise
 from jaxbench.tasks.fair_universe.systematics import apply_systematics
 from jaxbench.tasks.fair_universe.templates import TemplateModel, expected_counts, make_binned_yields
 
@@ -20,9 +21,9 @@ def test_generated_pool_is_normalised_to_the_challenge_yields(tiny_estimator):
     pool = fu.as_pool(data["pool"])
     zero = jnp.zeros((pool.num_events, 2))
     _, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process, jnp.asarray(schema.NOMINAL_NUISANCES), zero)
-    totals = jax.ops.segment_sum(jnp.where(passed, weights, 0.0), pool.process, 4)
+    totals = segment_sum(jnp.where(passed, weights, 0.0), pool.process, 4)
     expected = [schema.EXPECTED_YIELDS[p] for p in schema.PROCESSES]
-    np.testing.assert_allclose(np.asarray(totals), expected, rtol=1e-3)  # float32 sums
+    np.testing.assert_allclose(np.asarray(totals), expected, rtol=1e-5)
 
 
 def test_pe_totals_per_process_match_expected_yields_within_poisson_errors(tiny_estimator):
@@ -32,8 +33,9 @@ def test_pe_totals_per_process_match_expected_yields_within_poisson_errors(tiny_
     nu = jnp.asarray(schema.NOMINAL_NUISANCES)
     keys = jax.random.split(jax.random.key(11), n_pe)
     max_rate = max_event_rate(pool, mu)
-    counts = jax.vmap(lambda k: draw_pseudo_experiment(k, pool, mu, nu, max_rate).counts)(keys)
-    per_process = np.asarray(jax.vmap(lambda c: jax.ops.segment_sum(c, pool.process, 4))(counts))
+    noise = pool_met_noise(jax.random.key(4), pool)
+    counts = jax.vmap(lambda k: draw_pseudo_experiment(k, pool, noise, mu, nu, max_rate).counts)(keys)
+    per_process = np.asarray(jax.vmap(lambda c: segment_sum(c, pool.process, 4))(counts))
     expected = np.array([schema.EXPECTED_YIELDS[p] for p in schema.PROCESSES])
     expected[0] *= mu
     mean = per_process.mean(axis=0)
@@ -66,7 +68,8 @@ def test_templates_reproduce_the_pool_histograms_at_and_off_nominal(tiny_estimat
 
 def _run_pes(task, data, estimator, conditions, mesh):
     pool = fu.as_pool(data["pool"])
-    shared = {**pool._asdict(), **estimator["templates"], "params": estimator["params"], "key": jax.random.key(5)}
+    shared = {**pool._asdict(), **estimator["templates"], "params": estimator["params"], "key": jax.random.key(5),
+              "met_noise": pool_met_noise(jax.random.key(6), pool)}
     max_rate = max_event_rate(pool, max(np.max(conditions["mu_true"]), 1.0))
     pe_fn = fu.make_pe_fn(make_score_fn(task.config["hidden"]), int(task.config["n_bins"]), max_rate)
     out = shard_batched(pe_fn, mesh)(shared, conditions)
@@ -101,7 +104,9 @@ def test_one_and_eight_devices_give_the_same_numbers(tiny_estimator):
 
 
 class CutAndCount:
-    """A minimal challenge-style submission: count events with a high visible-mass-window score."""
+    """A minimal challenge-style submission: count events in a visible-mass window."""
+
+    observed: list = []
 
     def __init__(self, get_train_set=None, systematics=None):
         self.get_train_set, self.systematics = get_train_set, systematics
@@ -120,6 +125,7 @@ class CutAndCount:
 
     def predict(self, test_set):
         n = float(np.sum(test_set["weights"][self._selected(test_set["data"])]))
+        CutAndCount.observed.append(n)
         mu, delta = (n - self.b) / self.s, np.sqrt(n) / self.s
         return {"mu_hat": mu, "delta_mu_hat": delta, "p16": mu - delta, "p84": mu + delta}
 
@@ -127,13 +133,24 @@ class CutAndCount:
 def test_challenge_style_submission_is_evaluated_on_jaxbench_pes(tiny_estimator):
     from jaxbench.tasks.fair_universe.submission import evaluate_submission
 
+    from jaxbench.tasks.fair_universe.templates import event_features
+
     task, data, _ = tiny_estimator
-    config = {**task.config, "mu_values": (1.0,), "n_pe_per_mu": 3, "systematics": ()}
-    conditions = fu.pe_conditions(jax.random.key(8), config)
-    out = evaluate_submission(CutAndCount, fu.as_pool(data["train"]), fu.as_pool(data["pool"]), conditions, jax.random.key(1))
-    assert set(out) == {"mu_hat", "delta_mu_hat", "p16", "p84"} and out["mu_hat"].shape == (3,)
-    # Train and PE pools are independent samples of the same physics: the estimate is near mu_true.
-    assert np.all(np.abs(out["mu_hat"] - 1.0) < 5 * out["delta_mu_hat"] + 1.0)
+    pool = fu.as_pool(data["pool"])
+    noise, root = pool_met_noise(jax.random.key(6), pool), jax.random.key(1)
+    conditions = fu.pe_conditions(jax.random.key(8), {**task.config, "mu_values": (1.0, 2.0), "n_pe_per_mu": 2})
+    CutAndCount.observed = []
+    out = evaluate_submission(CutAndCount, fu.as_pool(data["train"]), pool, noise, conditions, root)
+    assert set(out) == {"mu_hat", "delta_mu_hat", "p16", "p84"} and out["mu_hat"].shape == (4,)
+    assert np.all(out["p16"] < out["p84"]) and np.all(np.isfinite(out["mu_hat"]))
+    # The rows handed to predict() are the PE's counts materialised: the same events jaxbench bins.
+    for i in range(4):
+        pe = draw_pseudo_experiment(pe_key(root, i), pool, noise, conditions["mu_true"][i], conditions["nu_true"][i],
+                                    max_event_rate(pool, 2.0))
+        features = np.asarray(event_features(pe.pri))
+        mass, had_pt = features[:, 16 + 1], features[:, 3]
+        selected = (mass > 60) & (mass < 110) & (had_pt > 40)
+        assert CutAndCount.observed[i] == float(np.sum(np.asarray(pe.counts)[selected]))
 
 
 def test_a_submission_missing_an_output_is_named(tiny_estimator):
@@ -144,6 +161,8 @@ def test_a_submission_missing_an_output_is_named(tiny_estimator):
             return {"mu_hat": 1.0, "p16": 0.5, "p84": 1.5}
 
     task, data, _ = tiny_estimator
+    pool = fu.as_pool(data["pool"])
     conditions = fu.pe_conditions(jax.random.key(8), {**task.config, "mu_values": (1.0,), "n_pe_per_mu": 1})
     with pytest.raises(SubmissionError, match="delta_mu_hat"):
-        evaluate_submission(Broken, fu.as_pool(data["train"]), fu.as_pool(data["pool"]), conditions, jax.random.key(1))
+        evaluate_submission(Broken, fu.as_pool(data["train"]), pool, pool_met_noise(jax.random.key(6), pool),
+                            conditions, jax.random.key(1))

@@ -1,6 +1,10 @@
-"""Profile-likelihood fit: intervals against iminuit MINOS, calibration, vmap/jit/sharding behaviour."""
+"""Profile-likelihood fit: intervals against iminuit MINOS, calibration, vmap, jit and sharding."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -28,24 +32,26 @@ class ToyModel(NamedTuple):
     def jax_expected(self, mu, alpha):
         return self.expected(mu, alpha, jnp)
 
-    def sample(self, rng: np.random.Generator, size: int, draw_nuisances: bool = True) -> np.ndarray:
-        """Poisson pseudo-experiments (size, B), nuisances drawn from their constraint priors."""
-        shift = rng.normal(size=(size, self.center.size)) if draw_nuisances else 0.0
-        alphas = self.center + self.sigma * shift
-        return np.stack([rng.poisson(self.expected(self.mu_true, a, np)) for a in alphas]).astype(float)
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Poisson pseudo-experiments (size, B) at mu_true, nuisances drawn from their priors."""
+        alphas = self.center + self.sigma * rng.normal(size=(size, self.center.size))
+        lam = np.stack([self.expected(self.mu_true, alpha, np) for alpha in alphas])
+        return rng.poisson(lam).astype(float)
 
 
 # (a) Gaussian signal peak on a flat background, no nuisances.
 _A_BINS = np.arange(20)
 _A_SIGNAL = 300 * np.exp(-0.5 * ((_A_BINS - 10) / 2.0) ** 2) / np.sqrt(2 * np.pi * 2.0**2)
 _A_BACKGROUND = np.full(20, 50.0)
-PEAK = ToyModel(lambda mu, alpha, xp: mu * _A_SIGNAL + _A_BACKGROUND, np.zeros(0), np.zeros(0), 1.0)
+PEAK = ToyModel(
+    lambda mu, alpha, xp: mu * _A_SIGNAL + _A_BACKGROUND, np.zeros(0), np.zeros(0), 1.0
+)
 
 # (b) Shaped like the FAIR Universe H->tautau task: 15 score bins, backgrounds from ~1e6 (low score)
 # to ~10-100 (high score), 1000 signal events rising with score. Nuisances: three normalisations
 # (Z->tautau, ttbar, diboson; sigma 0.1%, 2%, 25%) and three per-bin log-quadratic shape responses
-# exp(a_b alpha + c_b alpha^2) (tau energy scale and jet energy scale, sigma 0.01; soft MET, sigma 1).
-# The 25% diboson normalisation sits under the signal, so the stat-only interval is far too short.
+# exp(a_b alpha + c_b alpha^2) (tau and jet energy scales, sigma 0.01; soft MET, sigma 1). The 25%
+# diboson normalisation sits under the signal, so the stat-only interval is far too short.
 _SCORE = (np.arange(15) + 0.5) / 15
 _ZTT = 1e6 * np.exp(-12 * _SCORE)
 _TTBAR = 2e4 * np.exp(-6 * _SCORE)
@@ -75,10 +81,16 @@ HEP = ToyModel(
 _C_SIGNAL = np.array([0.5, 1.0, 1.5, 2.0])
 _C_BACKGROUND = np.array([6.0, 4.0, 3.0, 2.0])
 LOW_COUNTS = ToyModel(
-    lambda mu, alpha, xp: mu * _C_SIGNAL + alpha[0] * _C_BACKGROUND, np.array([1.0]), np.array([0.1]), 0.0
+    lambda mu, alpha, xp: mu * _C_SIGNAL + alpha[0] * _C_BACKGROUND,
+    np.array([1.0]),
+    np.array([0.1]),
+    0.0,
 )
-# Nominal, below and above it; [2, 1, 0, 1] puts the lower edge near the zero-yield boundary mu = -alpha.
-LOW_COUNT_HISTOGRAMS = np.array([[6, 4, 3, 2], [4, 3, 1, 1], [7, 5, 4, 5], [8, 5, 2, 3], [2, 1, 0, 1]], float)
+# Nominal, below and above it; [4, 3, 1, 1] and [2, 1, 0, 1] put the lower edge near the zero-yield
+# boundary mu = -alpha of the last bin.
+LOW_COUNT_HISTOGRAMS = np.array(
+    [[6, 4, 3, 2], [4, 3, 1, 1], [7, 5, 4, 5], [8, 5, 2, 3], [2, 1, 0, 1]], float
+)
 
 
 def minos_interval(model: ToyModel, counts: np.ndarray, fix_nuisances: bool = False):
@@ -147,7 +159,8 @@ def test_poisson_nll_is_accurate_in_float32_at_large_counts(counts, ratio, pull)
 
 def test_poisson_nll_is_infinite_with_finite_gradient_for_non_positive_yields():
     counts = jnp.array([3.0, 0.0, 5.0])
-    for lam in (jnp.array([0.0, 1.0, 5.0]), jnp.array([-1.0, 1.0, 5.0]), jnp.array([2.0, -0.5, 5.0])):
+    for lam in ([0.0, 1.0, 5.0], [-1.0, 1.0, 5.0], [2.0, -0.5, 5.0]):
+        lam = jnp.array(lam)
         assert float(poisson_nll(lam, counts)) == np.inf
         assert np.all(np.isfinite(jax.grad(poisson_nll)(lam, counts)))
     # An empty bin may have zero expectation.
@@ -161,9 +174,8 @@ def test_poisson_nll_differs_from_textbook_form_by_a_constant():
     def textbook(lam):
         return jnp.sum(lam - counts * jnp.log(lam))
 
-    np.testing.assert_allclose(
-        poisson_nll(lam_a, counts) - poisson_nll(lam_b, counts), textbook(lam_a) - textbook(lam_b), rtol=1e-5
-    )
+    difference = poisson_nll(lam_a, counts) - poisson_nll(lam_b, counts)
+    np.testing.assert_allclose(difference, textbook(lam_a) - textbook(lam_b), rtol=1e-5)
 
 
 def test_profile_interval_matches_minos_peak_on_flat_background():
@@ -172,7 +184,8 @@ def test_profile_interval_matches_minos_peak_on_flat_background():
         result = fit(counts)
         assert_matches_minos(result, minos_interval(PEAK, counts))
         # Gaussian regime: the Hessian error is the half-width.
-        assert float(result.sigma_hessian) == pytest.approx(float(result.p84 - result.p16) / 2, rel=0.03)
+        half_width = float(result.p84 - result.p16) / 2
+        assert float(result.sigma_hessian) == pytest.approx(half_width, rel=0.03)
 
 
 def test_profile_interval_matches_minos_hep_like_model(hep_fit):
@@ -183,7 +196,9 @@ def test_profile_interval_matches_minos_hep_like_model(hep_fit):
 
 
 def test_profile_interval_matches_minos_low_counts_asymmetric():
-    fit = make_profile_fit(LOW_COUNTS.jax_expected, LOW_COUNTS.center, LOW_COUNTS.sigma, mu_init=0.0)
+    fit = make_profile_fit(
+        LOW_COUNTS.jax_expected, LOW_COUNTS.center, LOW_COUNTS.sigma, mu_init=0.0
+    )
     for counts in LOW_COUNT_HISTOGRAMS:
         result = fit(counts)
         mu_hat, p16, p84 = reference = minos_interval(LOW_COUNTS, counts)
@@ -195,11 +210,14 @@ def test_profile_interval_matches_minos_low_counts_asymmetric():
 
 
 def test_stat_only_fit_equals_fit_with_nuisances_fixed(hep_stat_only_fit):
-    frozen = make_profile_fit(lambda mu, alpha: HEP.jax_expected(mu, HEP.center), np.zeros(0), np.zeros(0))
+    frozen = make_profile_fit(
+        lambda mu, alpha: HEP.jax_expected(mu, HEP.center), np.zeros(0), np.zeros(0)
+    )
     for counts in HEP.sample(np.random.default_rng(2), 3):
         stat_only, fixed = hep_stat_only_fit(counts), frozen(counts)
         for name in ("mu_hat", "p16", "p84", "nll_min", "sigma_hessian"):
-            np.testing.assert_allclose(getattr(stat_only, name), getattr(fixed, name), rtol=1e-6, err_msg=name)
+            found, expected = getattr(stat_only, name), getattr(fixed, name)
+            np.testing.assert_allclose(found, expected, rtol=1e-6, err_msg=name)
         np.testing.assert_array_equal(stat_only.nuisances_hat, np.float32(HEP.center))
         assert_matches_minos(stat_only, minos_interval(HEP, counts, fix_nuisances=True))
 
@@ -209,13 +227,26 @@ def test_vmap_over_pseudo_experiments_matches_single_fits(hep_fit, hep_toys):
     batched = jax.jit(jax.vmap(hep_fit))(batch)
     for i, counts in enumerate(batch):
         single = hep_fit(counts)
-        jax.tree.map(lambda b, s: np.testing.assert_allclose(b[i], s, rtol=2e-5, atol=2e-6), batched, single)
+        sigma = float(single.sigma_hessian)
+        for name in ("mu_hat", "p16", "p84"):
+            found, expected = float(getattr(batched, name)[i]), float(getattr(single, name))
+            assert found == pytest.approx(expected, abs=1e-3 * sigma), name
+
+        def pulls(alpha):
+            return (np.asarray(alpha, np.float64) - HEP.center) / HEP.sigma
+
+        np.testing.assert_allclose(
+            pulls(batched.nuisances_hat[i]), pulls(single.nuisances_hat), atol=1e-2
+        )
+        assert float(batched.nll_min[i]) == pytest.approx(float(single.nll_min), abs=1e-3)
+        assert bool(batched.converged[i]) == bool(single.converged)
 
 
 def test_sharded_batch_matches_unsharded(hep_stat_only_fit, hep_toys):
     mesh = jax.make_mesh((8,), ("pe",), axis_types=(jax.sharding.AxisType.Auto,))
     batch = jnp.asarray(hep_toys[:16])
-    sharded = jax.device_put(batch, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pe")))
+    pe_axis = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pe"))
+    sharded = jax.device_put(batch, pe_axis)
     fit_batch = jax.jit(jax.vmap(hep_stat_only_fit))
     result = fit_batch(sharded)
     assert len(result.mu_hat.sharding.device_set) == 8
@@ -235,12 +266,16 @@ def test_fit_compiles_once_per_shape():
     calls_per_trace = len(traces)
     fit(toys[1])
     fit(jnp.asarray(toys[2]))
+    jax.vmap(fit)(toys)  # batching reuses the traced fit
     assert len(traces) == calls_per_trace
-    jax.vmap(fit)(toys)  # a new shape traces again, once
+    fit(toys[0].astype(np.int32))  # a new input type traces once more
+    fit(toys[1].astype(np.int32))
     assert len(traces) == 2 * calls_per_trace
 
 
-def test_profiled_interval_covers_while_stat_only_under_covers(hep_fit, hep_stat_only_fit, hep_toys):
+def test_profiled_interval_covers_while_stat_only_under_covers(
+    hep_fit, hep_stat_only_fit, hep_toys
+):
     n = len(hep_toys)
     band = 3 * np.sqrt(ONE_SIGMA * (1 - ONE_SIGMA) / n)
     profiled = jax.jit(jax.vmap(hep_fit))(hep_toys)
@@ -255,12 +290,23 @@ def test_profiled_interval_covers_while_stat_only_under_covers(hep_fit, hep_stat
 
 
 def test_float64_fit_when_x64_is_enabled():
-    counts = HEP.sample(np.random.default_rng(4), 1)[0]
-    reference = minos_interval(HEP, counts)
-    with jax.enable_x64(True):
-        result = make_profile_fit(HEP.jax_expected, HEP.center, HEP.sigma)(counts)
-        assert result.mu_hat.dtype == jnp.float64
-        assert_matches_minos(result, reference, fraction_of_width=1e-3)
+    # Toggling x64 inside this process would meet float32 constants cached by earlier tests, so the
+    # float64 fit runs in a fresh interpreter.
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import jax.numpy as jnp, numpy as np
+from test_likelihood import HEP, assert_matches_minos, make_profile_fit, minos_interval
+counts = HEP.sample(np.random.default_rng(4), 1)[0]
+result = make_profile_fit(HEP.jax_expected, HEP.center, HEP.sigma)(counts)
+assert result.mu_hat.dtype == jnp.float64, result.mu_hat.dtype
+assert_matches_minos(result, minos_interval(HEP, counts), fraction_of_width=1e-3)
+"""
+    env = {**os.environ, "JAX_ENABLE_X64": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
 
 
 def test_constraint_shapes_are_checked():
