@@ -152,6 +152,40 @@ def reference_pe(pool, met_noise, params, model, mu_true, nu_true, rng) -> tuple
     return m.values["mu"], m.values["mu"] + m.merrors["mu"].lower, m.values["mu"] + m.merrors["mu"].upper
 
 
+def stage_table(pool, met_noise, params, hidden, max_rate, n_pe: int = 8) -> None:
+    """Milliseconds per PE of each stage of the jaxbench PE kernel on the same pool (lax.map)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxbench.kernels.pseudo_experiments import poisson_counts
+    from jaxbench.tasks.fair_universe import schema
+    from jaxbench.tasks.fair_universe.classifier import make_score_fn
+    from jaxbench.tasks.fair_universe.systematics import apply_systematics
+    from jaxbench.tasks.fair_universe.templates import event_features
+
+    score = make_score_fn(hidden)
+    nu = jnp.asarray(schema.NOMINAL_NUISANCES).at[2].set(1.0)
+    keys = jax.random.split(jax.random.key(7), n_pe)
+
+    def scale(k):  # a per-PE factor so nothing is hoisted out of the loop
+        return 1.0 + 0.01 * jax.random.uniform(k)
+
+    stages = {
+        "Poisson counts, jax.random.poisson": lambda k: jax.random.poisson(k, pool.weights * scale(k)).sum(),
+        "Poisson counts, inverse CDF (jaxbench)": lambda k: poisson_counts(k, pool.weights * scale(k), max_rate).sum(),
+        "systematics + 12 derived features": lambda k: event_features(apply_systematics(
+            pool.pri, pool.weights, pool.process, nu.at[0].set(scale(k)), met_noise)[0]).sum(0),
+        "classifier on fixed features": lambda k: score(params, event_features(pool.pri) * scale(k)).sum(),
+    }
+    print(f"\n{'stage (jitted, lax.map over PEs)':44s} {'ms / PE':>8s}")
+    for name, fn in stages.items():
+        run = jax.jit(lambda ks, fn=fn: jax.lax.map(fn, ks))
+        jax.block_until_ready(run(keys))
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(keys))
+        print(f"{name:44s} {(time.perf_counter() - t0) / n_pe * 1e3:8.1f}")
+
+
 def main() -> None:
     # The PE batch is sharded over every visible device. On CPU one XLA device already uses all
     # cores; forcing one device per core (XLA_FLAGS) measured 1.5-3x slower on 2 cores.
@@ -161,6 +195,7 @@ def main() -> None:
     parser.add_argument("--pool", default="30000,60000,30000,15000", help="pool events per process")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-device", type=int, default=2, help="PEs per device in one jitted call")
+    parser.add_argument("--stages", action="store_true", help="also time each stage of the jaxbench PE kernel")
     args = parser.parse_args()
 
     import tempfile
@@ -223,6 +258,8 @@ def main() -> None:
     print(f"{'way':52s} {'PEs':>6s} {'seconds':>9s} {'PEs/s':>9s} {'ratio':>7s}")
     print(f"{'reference: numpy rows + iminuit MIGRAD/MINOS, 1 PE at a time':52s} {args.reference_pes:6d} {ref_s:9.2f} {ref_rate:9.2f} {1.0:7.1f}")
     print(f"{'jaxbench: counts over the pool, jit+vmap+shard':52s} {n_jax:6d} {jax_s:9.2f} {jax_rate:9.2f} {jax_rate / ref_rate:7.1f}")
+    if args.stages:
+        stage_table(pool, met_noise, params, tuple(config["hidden"]), max_event_rate(pool, max(config["mu_values"])))
     print(f"(jaxbench compile time, once: {compile_s:.1f} s, not included; the reference fits the profiled "
           "likelihood only, jaxbench fits both the profiled and the statistical-only one)")
 

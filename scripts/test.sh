@@ -3,4 +3,4 @@
 set -euo pipefail
 . "$(dirname "$0")/_venv.sh" "[test]"
 cd "$ROOT"
-exec python -m pytest "$@"
+exec python -m pytest -n 2 "$@"

@@ -42,20 +42,22 @@ def _feature_columns(features: np.ndarray) -> dict[str, np.ndarray]:
     return {name: features[:, i] for i, name in enumerate(schema.FEATURE_COLUMNS)}
 
 
+def _data_set(out: dict[str, np.ndarray]) -> dict[str, Any]:
+    """A challenge data-set dict from ``systematics_numpy`` columns."""
+    return {
+        "data": _frame({name: out[name] for name in schema.FEATURE_COLUMNS}),
+        "labels": (out["process"] == schema.SIGNAL).astype(np.int32),
+        "weights": out["weights"],
+        "detailed_labels": np.asarray(schema.PROCESSES)[out["process"]],
+    }
+
+
 def make_train_set_fn(train: schema.EventPool) -> Callable[[], dict[str, Any]]:
     """``get_train_set()`` of the challenge: nominal systematics applied, failing events dropped."""
 
     def get_train_set() -> dict[str, Any]:
         columns = {name: np.asarray(train.pri)[:, i] for i, name in enumerate(schema.PRI_COLUMNS)}
-        out = systematics_numpy(columns, np.asarray(train.weights), np.asarray(train.process))
-        process = out.pop("process")
-        weights = out.pop("weights")
-        return {
-            "data": _frame({name: out[name] for name in schema.FEATURE_COLUMNS}),
-            "labels": (process == schema.SIGNAL).astype(np.int32),
-            "weights": weights,
-            "detailed_labels": np.asarray(schema.PROCESSES)[process],
-        }
+        return _data_set(systematics_numpy(columns, np.asarray(train.weights), np.asarray(train.process)))
 
     return get_train_set
 
@@ -78,14 +80,7 @@ def systematics(data_set: dict[str, Any], tes: float = 1.0, jes: float = 1.0, so
         ttbar_scale=1.0 if ttbar_scale is None else ttbar_scale,
         diboson_scale=1.0 if diboson_scale is None else diboson_scale,
         bkg_scale=1.0 if bkg_scale is None else bkg_scale, seed=seed, dopostprocess=dopostprocess)
-    process = out.pop("process")
-    weights = out.pop("weights")
-    return {
-        "data": _frame({name: out[name] for name in schema.FEATURE_COLUMNS}),
-        "labels": (process == schema.SIGNAL).astype(np.int32),
-        "weights": weights,
-        "detailed_labels": np.asarray(schema.PROCESSES)[process],
-    }
+    return _data_set(out)
 
 
 def _check_prediction(prediction: Any, index: int) -> dict[str, float]:
