@@ -170,19 +170,21 @@ def stage_table(pool, met_noise, params, hidden, max_rate, n_pe: int = 8) -> Non
     def scale(k):  # a per-PE factor so nothing is hoisted out of the loop
         return 1.0 + 0.01 * jax.random.uniform(k)
 
+    # The pool is an argument, as in the PE kernel (closed-over constants compile differently).
     stages = {
-        "Poisson counts, jax.random.poisson": lambda k: jax.random.poisson(k, pool.weights * scale(k)).sum(),
-        "Poisson counts, inverse CDF (jaxbench)": lambda k: poisson_counts(k, pool.weights * scale(k), max_rate).sum(),
-        "systematics + 12 derived features": lambda k: event_features(apply_systematics(
-            pool.pri, pool.weights, pool.process, nu.at[0].set(scale(k)), met_noise)[0]).sum(0),
-        "classifier on fixed features": lambda k: score(params, event_features(pool.pri) * scale(k)).sum(),
+        "Poisson counts, jax.random.poisson": lambda a, k: jax.random.poisson(k, a["weights"] * scale(k)),
+        "Poisson counts, inverse CDF (jaxbench)": lambda a, k: poisson_counts(k, a["weights"] * scale(k), max_rate),
+        "systematics + 12 derived features": lambda a, k: event_features(apply_systematics(
+            a["pri"], a["weights"], a["process"], nu.at[0].set(scale(k)), a["met_noise"])[0]),
+        "classifier on fixed features": lambda a, k: score(a["params"], event_features(a["pri"]) * scale(k)),
     }
+    arrays = {**pool._asdict(), "met_noise": met_noise, "params": params}
     print(f"\n{'stage (jitted, lax.map over PEs)':44s} {'ms / PE':>8s}")
     for name, fn in stages.items():
-        run = jax.jit(lambda ks, fn=fn: jax.lax.map(fn, ks))
-        jax.block_until_ready(run(keys))
+        run = jax.jit(lambda a, ks, fn=fn: jax.lax.map(lambda k: fn(a, k), ks))
+        jax.block_until_ready(run(arrays, keys))
         t0 = time.perf_counter()
-        jax.block_until_ready(run(keys))
+        jax.block_until_ready(run(arrays, keys))
         print(f"{name:44s} {(time.perf_counter() - t0) / n_pe * 1e3:8.1f}")
 
 
