@@ -145,3 +145,24 @@ def test_report_and_compare(finished_run, capsys):
     assert main(["compare", str(out), str(out)]) == 0
     table = capsys.readouterr().out
     assert "profiled.quantiles_score" in table and Path(out).name in table
+
+
+def test_run_on_a_published_format_file_records_its_checksum(tmp_path):
+    import jax
+
+    from jaxbench.tasks.fair_universe import task as fu
+    from jaxbench.tasks.fair_universe.derived import derived_features
+    from jaxbench.tasks.fair_universe.generator import generate_pool
+    from jaxbench.tasks.fair_universe.io import write_parquet
+
+    pool = fu.normalise_to_yields(generate_pool(jax.random.key(9), (4000, 30000, 8000, 4000)))
+    pool = type(pool)(*(np.asarray(a) for a in pool))
+    data = tmp_path / "FAIR_Universe_HiggsML_data.parquet"
+    write_parquet(data, pool, np.asarray(derived_features(pool.pri)))
+    out = tmp_path / "run"
+    result = jaxbench_cli("run", "fair_universe-v0", *TINY_RUN, "--data", str(data), "--out", str(out), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = records.read_json(out / "manifest.json")
+    assert manifest["data"] == str(data) and manifest["status"] == "complete"
+    assert manifest["data_checksums"][str(data)] == records.sha256_file(data)
+    assert json.loads((out / "scores.json").read_text())["n_pseudo_experiments"] == 24
