@@ -75,10 +75,23 @@ class Run:
             self.log(f"[resume] stage '{name}' loaded from {file.relative_to(self.run_dir)}")
             return records.load_pytree(file)
         start = time.perf_counter()
-        out = jax.block_until_ready(fn())
+        with self._status(f"stage '{name}' running"):
+            out = jax.block_until_ready(fn())
         self.timings[name] = time.perf_counter() - start
         records.save_pytree(file, jax.tree.map(np.asarray, out))
+        self.log(f"[stage] {name}: {self.timings[name]:.1f} s")
         return out
+
+    @contextlib.contextmanager
+    def _status(self, message: str) -> Iterator[None]:
+        """A rich spinner with elapsed time while a stage runs (nothing without progress)."""
+        if not self.progress:
+            yield
+            return
+        from rich.console import Console
+
+        with Console(stderr=True).status(message):
+            yield
 
     def sweep(
         self,
