@@ -11,7 +11,7 @@ from jaxbench import records
 from jaxbench.report import Figure, ReportSection, Table, figure_png, render_table_text, write_report
 from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe.derived import derived_features
-from jaxbench.tasks.fair_universe.systematics import apply_systematics
+from jaxbench.tasks.fair_universe.systematics import apply_nominal
 
 FEATURE_SAMPLE_PER_PROCESS = 20_000
 ESTIMATORS = (("profiled", "profiled (6 nuisances)"), ("stat_only", "statistical only"))
@@ -20,9 +20,7 @@ COLORS = {"htautau": "#d62728", "ztautau": "#1f77b4", "ttbar": "#2ca02c", "dibos
 
 def write_feature_sample(run, pool: schema.EventPool) -> None:
     """Stores up to 20k events per process at nominal systematics, after cuts, for the plots."""
-    zero_noise = jnp.zeros((pool.num_events, 2), jnp.float32)
-    pri, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process,
-                                             jnp.asarray(schema.NOMINAL_NUISANCES), zero_noise)
+    pri, weights, passed = apply_nominal(pool.pri, pool.weights, pool.process)
     pri, weights, passed, process = (np.asarray(a) for a in (pri, weights, passed, pool.process))
     rows = np.concatenate([np.flatnonzero(passed & (process == p))[:FEATURE_SAMPLE_PER_PROCESS]
                            for p in range(len(schema.PROCESSES))])

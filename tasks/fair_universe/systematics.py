@@ -30,6 +30,7 @@ from jaxbench.tasks.fair_universe.schema import (
     JET_PT_MIN,
     LEP_PT_MIN,
     MISSING,
+    NOMINAL_NUISANCES,
     NUISANCES,
     PRI,
     PRI_COLUMNS,
@@ -217,6 +218,13 @@ def apply_systematics(
     pri_out, passed = apply_cuts(shift_momenta(pri, nuisances, met_noise))
     weights_out = jnp.where(passed, scale_weights(weights, process, nuisances), 0.0)
     return pri_out, weights_out, passed
+
+
+def apply_nominal(pri: jax.Array, weights: jax.Array, process: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The analysis at nominal nuisances (no soft-MET term): only the cuts act. Same outputs as
+    ``apply_systematics``."""
+    zero_noise = jnp.zeros(pri.shape[:-1] + (2,), pri.dtype)
+    return apply_systematics(pri, weights, process, jnp.asarray(NOMINAL_NUISANCES), zero_noise)
 
 
 @jax.jit

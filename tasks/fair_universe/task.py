@@ -32,7 +32,7 @@ from jaxbench.tasks.fair_universe.config import STUDIES
 from jaxbench.tasks.fair_universe.classifier import make_score_fn, train_classifier
 from jaxbench.tasks.fair_universe.generator import generate_pool
 from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment, max_event_rate, pe_key, pool_met_noise
-from jaxbench.tasks.fair_universe.systematics import apply_systematics, sample_nuisances
+from jaxbench.tasks.fair_universe.systematics import apply_nominal, sample_nuisances
 from jaxbench.tasks.fair_universe.templates import (
     ALPHA_CENTER,
     ALPHA_SIGMA,
@@ -88,8 +88,7 @@ def validate_config(task_id: str, config: dict) -> None:
 
 def normalise_to_yields(pool: schema.EventPool) -> schema.EventPool:
     """Rescales each process so its weights after the nominal analysis cuts sum to the challenge yield."""
-    zero_noise = jnp.zeros((pool.num_events, 2), jnp.float32)
-    _, _, passed = apply_systematics(pool.pri, pool.weights, pool.process, jnp.asarray(schema.NOMINAL_NUISANCES), zero_noise)
+    _, _, passed = apply_nominal(pool.pri, pool.weights, pool.process)
     sums = segment_sum(jnp.where(passed, pool.weights, 0.0), pool.process, len(schema.PROCESSES))
     targets = jnp.asarray([schema.EXPECTED_YIELDS[p] for p in schema.PROCESSES], jnp.float32)
     return pool._replace(weights=pool.weights * (targets / sums)[pool.process])
@@ -213,6 +212,16 @@ def pipeline(run: Run) -> dict:
     return metrics
 
 
+def train_on_pool(key: jax.Array, train: schema.EventPool, config: dict):
+    """The classifier trained on the events of ``train`` that pass the nominal analysis cuts."""
+    pri, weights, passed = apply_nominal(train.pri, train.weights, train.process)
+    keep = np.asarray(passed)
+    return train_classifier(
+        key, event_features(pri)[keep], train.labels[keep], weights[keep], hidden=tuple(config["hidden"]),
+        epochs=int(config["epochs"]), batch_size=int(config["batch_size"]),
+        learning_rate=float(config["learning_rate"]))
+
+
 def prepare_estimator(run: Run, data: dict) -> dict:
     """Stages 'classifier' and 'templates': the trained network and the nuisance-aware templates."""
     config = run.config
@@ -220,16 +229,8 @@ def prepare_estimator(run: Run, data: dict) -> dict:
     train, pool = as_pool(data["train"]), as_pool(data["pool"])
     hidden = tuple(config["hidden"])
     score_fn = make_score_fn(hidden)
-    nominal = jnp.asarray(schema.NOMINAL_NUISANCES)
-
     def make_classifier():
-        zero_noise = jnp.zeros((train.num_events, 2), jnp.float32)
-        pri, weights, passed = apply_systematics(train.pri, train.weights, train.process, nominal, zero_noise)
-        keep = np.asarray(passed)
-        params, history = train_classifier(
-            train_key, event_features(pri)[keep], train.labels[keep], weights[keep], hidden=hidden,
-            epochs=int(config["epochs"]), batch_size=int(config["batch_size"]),
-            learning_rate=float(config["learning_rate"]))
+        params, history = train_on_pool(train_key, train, config)
         return {"params": params, "history": history._asdict()}
 
     classifier = run.stage("classifier", make_classifier)
@@ -237,8 +238,7 @@ def prepare_estimator(run: Run, data: dict) -> dict:
     n_bins = int(config["n_bins"])
 
     def make_templates():
-        zero_noise = jnp.zeros((pool.num_events, 2), jnp.float32)
-        pri, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process, nominal, zero_noise)
+        pri, weights, passed = apply_nominal(pool.pri, pool.weights, pool.process)
         score = jax.jit(score_fn)(params, event_features(pri))
         signal_weight = jnp.where(passed & (pool.process == schema.SIGNAL), weights, 0.0)
         edges = signal_quantile_edges(score, signal_weight, n_bins)
@@ -296,11 +296,8 @@ def make_task(task_id: str, config: dict) -> Task:
     hidden = tuple(config["hidden"])
     score_fn = make_score_fn(hidden)
 
-    def init(key, dataset, cfg=config):
-        train = as_pool(dataset["train"])
-        params, _ = train_classifier(key, event_features(train.pri), train.labels, train.weights, hidden=hidden,
-                                     epochs=int(cfg["epochs"]), batch_size=int(cfg["batch_size"]))
-        return params
+    def init(key, dataset):
+        return train_on_pool(key, as_pool(dataset["train"]), config)[0]
 
     def apply(params, batch, key=None):
         return score_fn(params, event_features(batch["pri"]))

@@ -154,7 +154,9 @@ def test_poisson_nll_is_accurate_in_float32_at_large_counts(counts, ratio, pull)
     lam, n = np.float64(lam32), np.float64(np.float32(counts))
     reference = lam - n + xlogy(n, n / lam)
     value = float(poisson_nll(jnp.asarray([lam32]), jnp.asarray([n], jnp.float32)))
-    assert value == pytest.approx(reference, rel=2e-6, abs=1e-6)
+    # rel 1e-5: float32 log1p(r) near r = -1 (lam << n, e.g. n = 1, lam = 1e-3) loses ~2e-6;
+    # the textbook sum(lam - n log lam) is off by orders of magnitude at n ~ 1e6.
+    assert value == pytest.approx(reference, rel=1e-5, abs=1e-6)
 
 
 def test_poisson_nll_is_infinite_with_finite_gradient_for_non_positive_yields():
