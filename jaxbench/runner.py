@@ -34,6 +34,7 @@ class Run:
       task_id, config, seed: what is being run; ``key`` is ``jax.random.key(seed)``.
       resume: load finished stages and chunks instead of recomputing them.
       progress: show progress bars (rich) on long loops.
+      data_path: a real data file to use instead of the task's generator (None: generate).
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class Run:
         progress: bool = True,
         mesh: jax.sharding.Mesh | None = None,
         log: Callable[[str], None] = print,
+        data_path: str | Path | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.task_id = task_id
@@ -57,6 +59,7 @@ class Run:
         self.progress = progress
         self.mesh = mesh if mesh is not None else batch_mesh()
         self.log = log
+        self.data_path = None if data_path is None else Path(data_path)
         self.timings: dict[str, float] = {}
         self.data_checksums: dict[str, str] = {}
 
@@ -208,8 +211,7 @@ def execute(task, run_dir: str | Path, seed: int = 0, *, resume: bool = False, p
     """
     run_dir = Path(run_dir)
     created = prepare_run_dir(run_dir, task.id, task.config, seed, resume)
-    run = Run(run_dir, task.id, task.config, seed, resume=resume, progress=progress, log=log)
-    run.data_path = None if data is None else Path(data)
+    run = Run(run_dir, task.id, task.config, seed, resume=resume, progress=progress, log=log, data_path=data)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     manifest = {

@@ -40,7 +40,7 @@ class Task:
       datacard: what the data are: source, units, sizes, provenance, level of theory.
       criteria: the objective criteria the benchmark is scored by.
       generate: ``generate(key, config) -> dataset``: the embedded simulator.
-      load: ``load(path, config) -> dataset``: reader of the real published format; it returns
+      load: ``load(path, key, config) -> dataset``: reader of the real published format; it returns
         the same structure as ``generate`` so every study runs on either source.
       init: ``init(key, dataset, config) -> params``: the reference model's parameters.
       apply: ``apply(params, batch, key) -> prediction``: the jit-compatible reference model.

@@ -16,7 +16,6 @@ simulated events.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -27,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jaxbench.errors import DataFormatError
+from jaxbench.records import sha256_file
 from jaxbench.tasks.fair_universe import schema
 
 COLUMNS: tuple[str, ...] = schema.PRI_COLUMNS + schema.DER_COLUMNS + (
@@ -112,7 +112,7 @@ def load_parquet(
         rtol,
     )
     pool = schema.EventPool(pri=pri, weights=weights, process=process)
-    return LoadedData(pool=pool, der=der, metadata=metadata, sha256=_sha256(path))
+    return LoadedData(pool=pool, der=der, metadata=metadata, sha256=sha256_file(path))
 
 
 def write_parquet(
@@ -301,8 +301,3 @@ def _load_metadata(path: Path, metadata_path: Path, weights: np.ndarray, rtol: f
         "luminosity": float(luminosity),
         "total_rows": int(weights.size),
     }
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -116,7 +116,7 @@ def load_data(path: str | Path, key: jax.Array, config: dict) -> dict:
                                 jnp.asarray(pool.process)[rows])._asdict()
 
     # Each half carries half of the events, so its weights are doubled to keep the yields.
-    return {"train": take(order[:half], 2.0), "pool": take(order[half:], 2.0), "sha256": loaded.sha256}
+    return {"train": take(order[:half], 2.0), "pool": take(order[half:], 2.0)}
 
 
 def as_pool(d: dict) -> schema.EventPool:
@@ -173,14 +173,12 @@ def pipeline(run: Run) -> dict:
 
     config = run.config
     data_key, _, pe_root, nuisance_key, boot_key = (jax.random.fold_in(run.key, i) for i in range(5))
-    data_path = getattr(run, "data_path", None)
+    data_path = run.data_path
 
     def make_data():
         if data_path is None:
             return generate_data(data_key, config)
-        loaded = load_data(data_path, data_key, config)
-        loaded.pop("sha256")
-        return loaded
+        return load_data(data_path, data_key, config)
 
     data = run.stage("data", make_data)
     pool = as_pool(data["pool"])

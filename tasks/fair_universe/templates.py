@@ -30,7 +30,6 @@ from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe.derived import derived_features
 from jaxbench.tasks.fair_universe.systematics import apply_systematics
 
-ALPHA_NAMES = ("tes", "jes", "ln_soft_met", "ttbar_scale", "diboson_scale", "bkg_scale")
 ALPHA_CENTER = np.array([1.0, 1.0, 0.0, 1.0, 1.0, 1.0], np.float32)
 ALPHA_SIGMA = np.array([0.01, 0.01, 1.0, 0.02, 0.25, 0.001], np.float32)
 SOFT_MET_MAX_GEV = 6.0  # the response is fitted up to the prior's 5 GeV; beyond it is held flat
@@ -57,11 +56,6 @@ class TemplateModel(NamedTuple):
 def event_features(pri: jax.Array) -> jax.Array:
     """The 28 classifier inputs (n, 28): PRI then DER columns."""
     return jnp.concatenate([pri, derived_features(pri)], axis=-1)
-
-
-def score_bins(score: jax.Array, edges: jax.Array) -> jax.Array:
-    """Bin index in [0, B) of each score; the outer edges are open."""
-    return jnp.clip(jnp.searchsorted(edges[1:-1], score, side="right"), 0, edges.shape[0] - 2)
 
 
 def bin_fractions(score: jax.Array, edges: jax.Array, smoothing: float = BIN_SMOOTHING) -> jax.Array:
