@@ -44,7 +44,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print("\nConfig (defaults; --quick changes: " + (", ".join(f"{k}={v}" for k, v in task_spec.quick_config.items()) or "nothing") + "):")
     for key, value in task_spec.default_config.items():
         print(f"  {key} = {value!r}")
-    print("\nStudies: " + (", ".join(task_spec.studies) or "none yet"))
+    from jaxbench.studies import CATALOGUE
+
+    print("\nStudies (jaxbench run ID --study NAME|all):" + ("" if task.studies else " none"))
+    for name in task.studies:
+        print(f"  {name:18s} {CATALOGUE[name].question}")
     return 0
 
 
@@ -57,7 +61,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise JaxbenchError(f"--data {args.data}: no such file. Pass the path of a published data file.")
     suffix = "-quick" if args.quick else ""
     out = Path(args.out) if args.out else Path("runs") / f"{task.id}-seed{args.seed}{suffix}"
-    run = runner.execute(task, out, seed=args.seed, resume=args.resume, progress=not args.no_progress, data=args.data)
+    run = runner.execute(task, out, seed=args.seed, resume=args.resume, progress=not args.no_progress, data=args.data,
+                         studies=args.study)
     _print_summary(run.run_dir)
     return 0
 
@@ -71,7 +76,7 @@ def _print_summary(run_dir: Path) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from jaxbench import records, registry
+    from jaxbench import records, registry, runner
 
     run_dir = Path(args.run_dir)
     manifest = records.read_json(run_dir / "manifest.json")
@@ -80,9 +85,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     quick = bool(config.pop("quick", False))
     defaults = spec.resolve_config(quick=quick)
     task = registry.make(spec.id, quick=quick, **{k: v for k, v in config.items() if k in defaults})
-    from jaxbench.report import write_report
-
-    path = write_report(run_dir, f"jaxbench report: {task.id}", task.report_sections(run_dir), manifest)
+    path = runner.write_run_report(task, run_dir, manifest)
     print(f"Report: {path.resolve()}")
     return 0
 
@@ -119,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out without redoing finished parts")
     p.add_argument("--data", help="path of a real data file in the task's published format (default: the embedded generator)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable; see `jaxbench info`)")
+    p.add_argument("--study", action="append", default=[], metavar="NAME",
+                   help="also run a structural-interpretation study after the benchmark (repeatable, "
+                   "comma lists, or 'all'; see `jaxbench info`)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(fn=_cmd_run)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class Run:
         self.data_path = None if data_path is None else Path(data_path)
         self.timings: dict[str, float] = {}
         self.data_checksums: dict[str, str] = {}
+        self._done: dict[str, Any] = {}  # stages finished in this process (studies reuse them)
 
     # -- directory ---------------------------------------------------------------------------
     def path(self, *parts: str) -> Path:
@@ -72,18 +73,30 @@ class Run:
 
     # -- stages ------------------------------------------------------------------------------
     def stage(self, name: str, fn: Callable[[], Any]) -> Any:
-        """``fn()`` once: its pytree of arrays is saved to ``stages/<name>.npz`` and reloaded on resume."""
+        """``fn()`` once: its pytree of arrays is saved to ``stages/<name>.npz`` and reloaded on resume.
+
+        A stage already computed or loaded in this process is returned as it is, so studies that
+        run after the pipeline reuse its data and models without recomputing them.
+        """
+        if name in self._done:
+            return self._done[name]
         file = self._stage_file(name)
         if self.resume and file.exists():
             self.log(f"[resume] stage '{name}' loaded from {file.relative_to(self.run_dir)}")
-            return records.load_pytree(file)
+            self._done[name] = records.load_pytree(file)
+            return self._done[name]
         start = time.perf_counter()
         with self._status(f"stage '{name}' running"):
             out = jax.block_until_ready(fn())
         self.timings[name] = time.perf_counter() - start
         records.save_pytree(file, jax.tree.map(np.asarray, out))
         self.log(f"[stage] {name}: {self.timings[name]:.1f} s")
+        self._done[name] = out
         return out
+
+    def stage_hook(self, prefix: str) -> Callable[[str, Callable[[], Any]], Any]:
+        """``stage(name, fn)`` for a study: checkpoints its units as stages ``<prefix>.<name>``."""
+        return lambda name, fn: self.stage(f"{prefix}.{name}", fn)
 
     @contextlib.contextmanager
     def _status(self, message: str) -> Iterator[None]:
@@ -203,12 +216,18 @@ def _describe_difference(recorded: tuple, wanted: tuple) -> str:
 
 
 def execute(task, run_dir: str | Path, seed: int = 0, *, resume: bool = False, progress: bool = True,
-            data: str | Path | None = None, log: Callable[[str], None] = print) -> Run:
-    """Runs ``task.pipeline`` in ``run_dir`` with a manifest written before and after.
+            data: str | Path | None = None, log: Callable[[str], None] = print,
+            studies: Sequence[str] = ()) -> Run:
+    """Runs ``task.pipeline``, then the named ``studies``, in ``run_dir``; writes the report.
 
-    If the pipeline fails with a :class:`JaxbenchError` before any stage finished, a directory
-    created by this call is removed, so bad input never leaves a half-written run directory.
+    The manifest is written before and after. If the pipeline fails with a
+    :class:`JaxbenchError` before any stage finished, a directory created by this call is
+    removed, so bad input never leaves a half-written run directory. Studies run after the
+    pipeline in the same process and reuse its stages; each saves ``studies/<name>/``.
     """
+    from jaxbench.studies import resolve_names, run_studies
+
+    studies = resolve_names(studies, tuple(task.studies), task.id)
     run_dir = Path(run_dir)
     created = prepare_run_dir(run_dir, task.id, task.config, seed, resume)
     run = Run(run_dir, task.id, task.config, seed, resume=resume, progress=progress, log=log, data_path=data)
@@ -220,6 +239,7 @@ def execute(task, run_dir: str | Path, seed: int = 0, *, resume: bool = False, p
         "seed": seed,
         "key": f"jax.random.key({seed})",
         "data": str(data) if data is not None else "generated",
+        "studies": list(studies),
         "status": "running",
         "environment": records.environment_record(),
     }
@@ -230,12 +250,23 @@ def execute(task, run_dir: str | Path, seed: int = 0, *, resume: bool = False, p
         if created and not any(run.path("stages").glob("**/*.npz")):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    records.atomic_write_json(run_dir / "metrics.json", metrics)
+    run_studies(task, run, studies)
     manifest.update(
         status="complete",
         wall_time_s=time.time() - started,
         timings_s=run.timings,
         data_checksums=run.data_checksums,
     )
-    records.atomic_write_json(run_dir / "metrics.json", metrics)
     records.atomic_write_json(run_dir / MANIFEST, manifest)
+    write_run_report(task, run_dir, manifest)
     return run
+
+
+def write_run_report(task, run_dir: Path, manifest: Mapping[str, Any]) -> Path:
+    """``report.html``: the task's sections, then a section per study found in ``run_dir``."""
+    from jaxbench.report import write_report
+    from jaxbench.studies import study_sections
+
+    sections = [*task.report_sections(run_dir), *study_sections(run_dir)]
+    return write_report(run_dir, f"jaxbench report: {task.id}", sections, manifest)

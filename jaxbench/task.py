@@ -49,7 +49,8 @@ class Task:
       pipeline: ``pipeline(run) -> dict``: the end-to-end benchmark (train, sweep, score) written
         against a :class:`jaxbench.runner.Run`, which makes every stage resumable.
       report_sections: ``report_sections(run_dir) -> list[ReportSection]``: plots and tables.
-      studies: names of the structural-interpretation studies this task supports.
+      studies: the structural-interpretation studies this task supports: ``{name: adapter}``
+        with ``adapter(run) -> StudyResult`` (names from :data:`jaxbench.studies.CATALOGUE`).
     """
 
     id: str
@@ -63,7 +64,7 @@ class Task:
     per_sample_metrics: Callable[..., Mapping[str, Any]]
     pipeline: Callable[..., Mapping[str, Any]]
     report_sections: Callable[..., list]
-    studies: tuple[str, ...] = ()
+    studies: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "Task":
         return dataclasses.replace(self, **changes)

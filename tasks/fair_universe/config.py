@@ -19,6 +19,16 @@ DEFAULT_CONFIG = {
     "n_bins": 16,
     "chunk_size": 32,  # PEs per checkpointed chunk
     "n_bootstrap": 500,
+    # Structural-interpretation studies (jaxbench run fair_universe-v0 --study NAME|all).
+    "study_pe_per_mu": 10,  # PEs per mu value of every study evaluation (sample efficiency, OOD, rotation)
+    "efficiency_fractions": (0.03, 0.1, 0.3, 1.0),  # training-set sizes, fractions of the training events
+    "efficiency_seeds": 3,
+    "ood_sigmas": (-5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0),  # nuisance shifts, prior sigmas
+    "trust_coverage_min": 0.6,  # the trusted range keeps the coverage at or above this
+    "rotation_angles": 8,  # azimuthal rotations of the PE pool over [0, 2 pi)
+    "breakdown_bins": 5,  # quantile bins of each nuisance in the per-PE breakdown
+    "stability_conditions": 40,
+    "stability_keys": 8,
 }
 QUICK_CONFIG = {
     "n_pe_per_mu": 30,
@@ -28,5 +38,13 @@ QUICK_CONFIG = {
     "epochs": 8,
     "n_bins": 12,
     "n_bootstrap": 200,
+    "study_pe_per_mu": 4,
+    "efficiency_fractions": (0.1, 0.3, 1.0),
+    "efficiency_seeds": 2,
+    "ood_sigmas": (-4.0, -2.0, 0.0, 2.0, 4.0),
+    "rotation_angles": 4,
+    "stability_conditions": 20,
+    "stability_keys": 4,
 }
-STUDIES: tuple[str, ...] = ()  # structural-interpretation studies (issue 3)
+# Structural-interpretation studies this task supports (adapters in studies.py).
+STUDIES: tuple[str, ...] = ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbench import records
-from jaxbench.report import Figure, ReportSection, Table, figure_png, render_table_text, write_report
+from jaxbench.report import Figure, ReportSection, Table, figure_png, render_table_text
 from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe.derived import derived_features
 from jaxbench.tasks.fair_universe.systematics import apply_nominal
@@ -49,12 +49,9 @@ def score_table(metrics: dict) -> Table:
 
 
 def finish(run, metrics: dict) -> None:
-    """Writes summary.txt and report.html of a finished run."""
+    """Writes summary.txt (the runner writes report.html once the run and its studies are done)."""
     table = score_table(metrics)
     records.atomic_write_text(run.path("summary.txt"), render_table_text(table))
-    manifest = records.read_json(run.path("manifest.json"))
-    manifest.update(timings_s=run.timings)
-    write_report(run.run_dir, f"jaxbench report: {run.task_id}", sections(run.run_dir, metrics), manifest)
 
 
 def sections(run_dir: str | Path, metrics: dict | None = None) -> list[ReportSection]:

@@ -28,7 +28,6 @@ from jaxbench.runner import Run
 from jaxbench.task import Criterion, Task
 from jaxbench.kernels.segments import segment_sum, weighted_column_sums
 from jaxbench.tasks.fair_universe import schema
-from jaxbench.tasks.fair_universe.config import STUDIES
 from jaxbench.tasks.fair_universe.classifier import make_score_fn, train_classifier
 from jaxbench.tasks.fair_universe.generator import generate_pool
 from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment, max_event_rate, pe_key, pool_met_noise
@@ -233,17 +232,21 @@ def prepare_estimator(run: Run, data: dict) -> dict:
 
     classifier = run.stage("classifier", make_classifier)
     params = classifier["params"]
+
+    templates = run.stage("templates", lambda: fit_templates(params, pool, config, noise_key))
+    return {"params": params, "history": classifier["history"], "templates": templates}
+
+
+def fit_templates(params, pool: schema.EventPool, config: dict, noise_key: jax.Array) -> dict:
+    """Score bins of equal expected signal and the nuisance-aware templates of a trained classifier."""
     n_bins = int(config["n_bins"])
-
-    def make_templates():
-        pri, weights, passed = apply_nominal(pool.pri, pool.weights, pool.process)
-        score = jax.jit(score_fn)(params, event_features(pri))
-        signal_weight = jnp.where(passed & (pool.process == schema.SIGNAL), weights, 0.0)
-        edges = signal_quantile_edges(score, signal_weight, n_bins)
-        met_noise = pool_met_noise(noise_key, pool)  # the same directions the PEs use
-        return build_templates(make_binned_yields(score_fn, n_bins), params, pool, edges, met_noise)._asdict()
-
-    return {"params": params, "history": classifier["history"], "templates": run.stage("templates", make_templates)}
+    score_fn = make_score_fn(tuple(config["hidden"]))
+    pri, weights, passed = apply_nominal(pool.pri, pool.weights, pool.process)
+    score = jax.jit(score_fn)(params, event_features(pri))
+    signal_weight = jnp.where(passed & (pool.process == schema.SIGNAL), weights, 0.0)
+    edges = signal_quantile_edges(score, signal_weight, n_bins)
+    met_noise = pool_met_noise(noise_key, pool)  # the same directions the PEs use
+    return build_templates(make_binned_yields(score_fn, n_bins), params, pool, edges, met_noise)._asdict()
 
 
 def score_pseudo_experiments(per_pe: dict, config: dict, key: jax.Array) -> dict:
@@ -289,6 +292,8 @@ def per_sample_metrics(prediction: dict, batch: dict) -> dict:
 def make_task(task_id: str, config: dict) -> Task:
     """Factory used by the registry."""
     from jaxbench.tasks.fair_universe import report as fu_report
+    from jaxbench.tasks.fair_universe.config import STUDIES
+    from jaxbench.tasks.fair_universe.studies import ADAPTERS
 
     validate_config(task_id, config)
     hidden = tuple(config["hidden"])
@@ -312,5 +317,5 @@ def make_task(task_id: str, config: dict) -> Task:
         per_sample_metrics=per_sample_metrics,
         pipeline=pipeline,
         report_sections=fu_report.sections,
-        studies=STUDIES,
+        studies={name: ADAPTERS[name] for name in STUDIES},
     )

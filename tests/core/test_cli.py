@@ -20,6 +20,10 @@ TINY_RUN = [
     "--set", "n_pe_per_mu=12", "--set", "mu_values=0.5,2.0", "--set", "chunk_size=8",
     "--set", "pool_events=4000,30000,8000,4000", "--set", "train_events=4000,4000,3000,2000",
     "--set", "epochs=2", "--set", "hidden=16,16", "--set", "n_bins=8", "--set", "n_bootstrap=20",
+    # Tiny studies, for `--study all` on a copy of the finished run.
+    "--set", "study_pe_per_mu=2", "--set", "efficiency_fractions=0.3,1.0", "--set", "efficiency_seeds=1",
+    "--set", "ood_sigmas=-3,0,3", "--set", "rotation_angles=2", "--set", "stability_conditions=4",
+    "--set", "stability_keys=2",
 ]
 
 
@@ -166,3 +170,37 @@ def test_run_on_a_published_format_file_records_its_checksum(tmp_path):
     assert manifest["data"] == str(data) and manifest["status"] == "complete"
     assert manifest["data_checksums"][str(data)] == records.sha256_file(data)
     assert json.loads((out / "scores.json").read_text())["n_pseudo_experiments"] == 24
+
+
+def test_studies_run_on_a_finished_run_and_appear_in_the_report(finished_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "studies"
+    shutil.copytree(finished_run[0], out)
+    result = jaxbench_cli("run", "fair_universe-v0", *TINY_RUN, "--out", str(out), "--resume", "--study", "all",
+                          timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[resume] stage 'classifier'" in result.stdout  # the pipeline is not redone
+    names = ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
+    html = (out / "report.html").read_text()
+    for name in names:
+        table = (out / "studies" / name / "table.csv").read_text().splitlines()
+        assert table[0] == "study,group,slice,x,seed,metric,value,error,support" and len(table) > 2, name
+    for title in ("Study: Sample efficiency", "Study: Feature out-of-distribution test", "Study: Rotational invariance",
+                  "Study: Per-sample breakdown", "Study: Metric correlation", "Study: Prediction stability"):
+        assert title in html
+    assert records.read_json(out / "manifest.json")["studies"] == list(
+        ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability"))
+    ood = records.read_json(out / "studies" / "feature_ood" / "result.json")
+    assert set(ood["summary"]) >= {"tes", "jes", "soft_met", "diboson_scale"}
+    assert "coverage" in ood["summary"]["diboson_scale"]["trusted_range"]
+
+
+def test_unknown_study_is_named_before_anything_is_written(capsys, tmp_path):
+    assert main(["run", "fair_universe-v0", "--study", "rotation", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--study rotation" in err and "rotation_scan" in err and "Supported" in err
+    assert not (tmp_path / "r").exists()
+    assert main(["info", "fair_universe-v0"]) == 0
+    out = capsys.readouterr().out
+    assert "feature_ood" in out and "sample_efficiency" in out

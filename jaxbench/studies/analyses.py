@@ -1,0 +1,633 @@
+"""The structural-interpretation studies as pure functions over callables and per-sample arrays.
+
+A study never knows which task it serves. It receives what it needs as functions and arrays:
+
+* studies that *train* (sample efficiency, time windows, feature OOD) take
+  ``train_eval(key, train_idx, ...) -> {metric: scalar}`` and a ``stage(name, fn)`` hook; a
+  :class:`jaxbench.runner.Run` passes ``run.stage`` so every trained unit is checkpointed and
+  ``--resume`` continues an interrupted study (the default hook just calls ``fn()``);
+* studies that *probe* a trained model (rotation scan, equivariance, stability) take the model
+  as a function of the probe (an angle, a transformed input, a key);
+* studies that *reduce* (frame slices, trends, centroids, active area, cumulative, breakdown,
+  correlation) take per-sample arrays and reduce them with the jitted kernels of
+  :mod:`jaxbench.kernels.stats`.
+
+Each returns a :class:`~jaxbench.studies.table.StudyResult` whose ``summary`` states the
+answer in numbers (a fitted trend, a range, a delta), not only a plot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbench.errors import ConfigError
+from jaxbench.kernels import stats
+from jaxbench.studies.table import Row, StudyResult, make_rows
+
+Stage = Callable[[str, Callable[[], Any]], Any]
+Metrics = Mapping[str, Any]
+
+
+def direct(name: str, fn: Callable[[], Any]) -> Any:
+    """The default stage hook: no checkpointing."""
+    del name
+    return fn()
+
+
+def _scalars(values: Metrics, where: str) -> dict[str, float]:
+    """Scalar metrics as floats, in name order (a checkpointed unit reloads in the same order)."""
+    out = {}
+    for name, value in sorted(values.items()):
+        array = np.asarray(value)
+        if array.size != 1:
+            raise ValueError(f"{where}: metric '{name}' must be a scalar, got shape {array.shape}.")
+        out[name] = float(array.reshape(()))
+    return out
+
+
+def _fit_summary(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    fit = stats.linear_fit(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+    return {k: float(v) for k, v in fit._asdict().items()}
+
+
+# -- 1. sample efficiency ------------------------------------------------------------------------
+def sample_efficiency(
+    train_eval: Callable[[jax.Array, np.ndarray], Metrics],
+    pool_size: int,
+    sizes: Sequence[int],
+    seeds: Sequence[int],
+    key: jax.Array,
+    *,
+    stage: Stage = direct,
+    train_eval_many: Callable[[jax.Array, np.ndarray], Metrics] | None = None,
+) -> StudyResult:
+    """Metrics of models trained on nested subsets of a pool, for several seeds.
+
+    For seed ``s`` the pool is permuted with ``fold_in(key, s)`` and the model of size ``n``
+    trains on the first ``n`` indices, so the subsets of one seed are nested. ``train_eval(key,
+    idx)`` trains on ``idx`` (sorted) and returns scalar metrics on a fixed test set. With
+    ``train_eval_many(keys (M,), idx (M, n))`` the seeds of one size train as one program (e.g.
+    ``vmap``-ed) and return ``{metric: (M,)}``.
+
+    Summary per metric: ``loglinear`` (value = intercept + slope * log10 n) and, when every value
+    is positive, ``power_law`` (log value vs log n: the exponent; -0.5 for an error that falls as
+    1/sqrt(n)).
+    """
+    sizes = sorted(int(n) for n in sizes)
+    if not sizes or sizes[0] < 1 or sizes[-1] > pool_size:
+        raise ConfigError(f"sample_efficiency: sizes must lie in [1, {pool_size}] (got {sizes}).")
+    perms = {s: np.asarray(jax.random.permutation(jax.random.fold_in(key, s), pool_size)) for s in seeds}
+    rows: list[Row] = []
+    for n in sizes:
+        keys = [jax.random.fold_in(jax.random.fold_in(key, s), n) for s in seeds]
+        subsets = [np.sort(perms[s][:n]) for s in seeds]
+        if train_eval_many is not None:
+            stacked = stage(f"n{n}", lambda: dict(train_eval_many(jnp.stack(keys), np.stack(subsets))))
+            per_seed = [{m: np.asarray(v)[i] for m, v in stacked.items()} for i in range(len(seeds))]
+        else:
+            per_seed = [stage(f"n{n}_s{s}", lambda k=k, idx=idx: dict(train_eval(k, idx)))
+                        for s, k, idx in zip(seeds, keys, subsets)]
+        for s, values in zip(seeds, per_seed):
+            rows += make_rows("", f"n={n}", n, s, _scalars(values, f"sample_efficiency n={n}"), support=n)
+    result = StudyResult("sample_efficiency", tuple(rows))
+    summary = {}
+    for metric in result.metrics():
+        n, v = result.column("x", metric), result.column("value", metric)
+        entry = {"loglinear": _fit_summary(np.log10(n), v)}
+        if np.all(v > 0):
+            entry["power_law"] = _fit_summary(np.log(n), np.log(v))
+        summary[metric] = entry
+    return StudyResult("sample_efficiency", tuple(rows), {"sizes": sizes, "seeds": list(seeds), "fits": summary})
+
+
+# -- 2. time-domain extrapolation ----------------------------------------------------------------
+def time_windows(n_ordered: int, starts: Sequence[float], widths: Sequence[float],
+                 test_fraction: float = 0.1) -> tuple[list[tuple[float, float, np.ndarray]], np.ndarray]:
+    """The training windows (start, width, positions) that end before the final test window.
+
+    Positions index a time-ordered axis of length ``n_ordered``; fractions are of the whole
+    axis. A window fits when start + width <= 1 - test_fraction (1e-9 tolerance).
+    """
+    test_start = int(round((1.0 - test_fraction) * n_ordered))
+    windows = []
+    for start in starts:
+        for width in widths:
+            if start < 0 or width <= 0 or start + width > 1.0 - test_fraction + 1e-9:
+                continue
+            lo, hi = int(round(start * n_ordered)), min(int(round((start + width) * n_ordered)), test_start)
+            if hi > lo:
+                windows.append((float(start), float(width), np.arange(lo, hi)))
+    return windows, np.arange(test_start, n_ordered)
+
+
+def time_window_grid(
+    train_eval: Callable[[jax.Array, np.ndarray, np.ndarray], Metrics],
+    n_ordered: int,
+    starts: Sequence[float],
+    widths: Sequence[float],
+    key: jax.Array,
+    *,
+    test_fraction: float = 0.1,
+    stage: Stage = direct,
+    rank_by: str | None = None,
+    higher_is_better: bool = False,
+) -> StudyResult:
+    """Models trained on a grid of windows (start x width) of an ordered axis, tested on its end.
+
+    ``train_eval(key, train_positions, test_positions)`` returns scalar metrics. Windows that do
+    not end before the test window are skipped (listed in the summary). The summary ranks the
+    windows by ``rank_by`` (default: the first metric).
+    """
+    windows, test = time_windows(n_ordered, starts, widths, test_fraction)
+    if not windows:
+        raise ConfigError(f"time_window_grid: no window of starts {list(starts)} x widths {list(widths)} "
+                          f"ends before the test window (last {test_fraction:.0%}).")
+    rows: list[Row] = []
+    for start, width, train in windows:
+        name = f"w{start:g}_{width:g}"
+        values = stage(name, lambda k=jax.random.fold_in(key, len(rows)), t=train: dict(train_eval(k, t, test)))
+        label = f"[{start:g}, {start + width:g})"
+        rows += make_rows(f"start={start:g}", label, width, 0, _scalars(values, f"window {label}"), support=len(train))
+    result = StudyResult("time_window_grid", tuple(rows))
+    metric = rank_by or result.metrics()[0]
+    ranked = sorted(result.select(metric), key=lambda r: r.value, reverse=higher_is_better)
+    fitting = {(s, w) for s, w, _ in windows}
+    skipped = [[float(s), float(w)] for s in starts for w in widths if (float(s), float(w)) not in fitting]
+    summary = {"ranked_by": metric, "ranking": [[r.slice, r.value] for r in ranked],
+               "test_window": [int(test[0]), int(test[-1]) + 1], "skipped": skipped}
+    return StudyResult("time_window_grid", tuple(rows), summary)
+
+
+# -- 3. time-frame slices -------------------------------------------------------------------------
+def frame_slices(per_sample: Mapping[str, Any], lead_times: Sequence[float]) -> StudyResult:
+    """Mean, standard error and support of per-sample metrics (S, T) per lead time (NaNs skipped)."""
+    rows: list[Row] = []
+    summary = {}
+    for metric, values in per_sample.items():
+        values = jnp.asarray(values, jnp.float32)
+        s, t = values.shape
+        if t != len(lead_times):
+            raise ValueError(f"frame_slices: '{metric}' has {t} frames for {len(lead_times)} lead times.")
+        frame = jnp.broadcast_to(jnp.arange(t)[None, :], (s, t))
+        valid = ~jnp.isnan(values)
+        g = stats.group_stats(jnp.where(valid, values, 0.0).ravel(), jnp.where(valid, frame, -1).ravel(), t)
+        for i, lead in enumerate(lead_times):
+            rows.append(Row("", f"t={lead:g}", float(lead), 0, metric, float(g.mean[i]), float(g.sem[i]),
+                            int(g.count[i])))
+        summary[metric] = _fit_summary(np.asarray(lead_times, float), np.asarray(g.mean))
+    return StudyResult("frame_slices", tuple(rows), {"trend_vs_lead_time": summary})
+
+
+# -- 4. differential trend ------------------------------------------------------------------------
+def differential_trend(prediction: Any, truth: Any, start: Any, lead_times: Sequence[float]) -> StudyResult:
+    """Predicted vs true change from the common start frame, per lead time.
+
+    ``prediction`` and ``truth`` are (S, T, ...) and ``start`` (S, ...) the last observed frame;
+    trailing (spatial) axes are averaged, so each sample and frame has one change
+    delta = mean(field_t) - mean(start). Per lead time: the slope and Pearson r of predicted vs
+    true change and the fraction of samples whose changes have the same sign (sign agreement).
+    """
+    prediction, truth, start = (jnp.asarray(a, jnp.float32) for a in (prediction, truth, start))
+    axes = tuple(range(2, prediction.ndim))
+    base = jnp.mean(start, axis=tuple(range(1, start.ndim))) if start.ndim > 1 else start
+    d_pred = (jnp.mean(prediction, axis=axes) if axes else prediction) - base[:, None]
+    d_true = (jnp.mean(truth, axis=axes) if axes else truth) - base[:, None]
+    rows: list[Row] = []
+    s = d_pred.shape[0]
+    for i, lead in enumerate(lead_times):
+        fit = stats.linear_fit(d_true[:, i], d_pred[:, i])
+        agree = jnp.mean((jnp.sign(d_pred[:, i]) == jnp.sign(d_true[:, i])).astype(jnp.float32))
+        values = {"slope": fit.slope, "pearson": stats.pearson(d_true[:, i], d_pred[:, i]), "sign_agreement": agree}
+        rows += make_rows("", f"t={lead:g}", lead, 0, _scalars(values, "differential_trend"), support=s,
+                          errors={"slope": fit.slope_err})
+    return StudyResult("differential_trend", tuple(rows), {},
+                       {"delta_true": np.asarray(d_true), "delta_pred": np.asarray(d_pred),
+                        "lead_times": np.asarray(lead_times, float)})
+
+
+# -- 5. rotational invariance ---------------------------------------------------------------------
+def rotation_matrix(axis: str, angle: Any) -> jax.Array:
+    """The 3x3 matrix of a right-handed rotation by ``angle`` (radians) about 'x', 'y' or 'z'."""
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    one, zero = jnp.ones_like(c), jnp.zeros_like(c)
+    if axis == "z":
+        m = [[c, -s, zero], [s, c, zero], [zero, zero, one]]
+    elif axis == "y":
+        m = [[c, zero, s], [zero, one, zero], [-s, zero, c]]
+    elif axis == "x":
+        m = [[one, zero, zero], [zero, c, -s], [zero, s, c]]
+    else:
+        raise ConfigError(f"rotation axis must be 'x', 'y' or 'z', got {axis!r}.")
+    return jnp.stack([jnp.stack(r, axis=-1) for r in m], axis=-2)
+
+
+def rotation_scan(evaluate: Callable[[float], Metrics], angles: Sequence[float], *, stage: Stage = direct,
+                  unit: str = "rad") -> StudyResult:
+    """A metric of the test set rotated through ``angles``: ``evaluate(angle) -> {metric: scalar}``.
+
+    Summary per metric: best, worst and their difference (``delta``), and the angles where they
+    occur. An exactly invariant model gives delta 0.
+    """
+    rows: list[Row] = []
+    for i, angle in enumerate(angles):
+        values = stage(f"a{i}", lambda a=float(angle): dict(evaluate(a)))
+        rows += make_rows("", f"{angle:g} {unit}", angle, 0, _scalars(values, f"angle {angle}"))
+    result = StudyResult("rotation_scan", tuple(rows))
+    summary = {}
+    for metric in result.metrics():
+        v, a = result.column("value", metric), result.column("x", metric)
+        summary[metric] = {"max": float(v.max()), "min": float(v.min()), "delta": float(v.max() - v.min()),
+                           "argmax": float(a[v.argmax()]), "argmin": float(a[v.argmin()])}
+    return StudyResult("rotation_scan", tuple(rows), {"unit": unit, "metrics": summary})
+
+
+# -- 6. equivariance test -------------------------------------------------------------------------
+def random_rotation(key: jax.Array, dtype=jnp.float32) -> jax.Array:
+    """A uniformly random proper rotation (3x3, det +1): QR of a Gaussian matrix, signs fixed."""
+    q, r = jnp.linalg.qr(jax.random.normal(key, (3, 3), dtype))
+    q = q * jnp.sign(jnp.diag(r))[None, :]
+    return q * jnp.where(jnp.linalg.det(q) < 0, -1.0, 1.0).astype(dtype)
+
+
+def species_permutation(key: jax.Array, species: np.ndarray) -> np.ndarray:
+    """A random permutation of atom indices that only swaps atoms of the same species."""
+    species = np.asarray(species)
+    perm = np.arange(species.shape[0])
+    for i, z in enumerate(np.unique(species)):
+        where = np.flatnonzero(species == z)
+        perm[where] = where[np.asarray(jax.random.permutation(jax.random.fold_in(key, i), where.shape[0]))]
+    return perm
+
+
+def equivariance_test(
+    energy_forces: Callable[[jax.Array], tuple[jax.Array, jax.Array]],
+    positions: Any,
+    species: Any,
+    key: jax.Array,
+    n_trials: int = 8,
+    translation_scale: float = 5.0,
+) -> StudyResult:
+    """Energy invariance and force equivariance under rotations, translations and permutations.
+
+    ``energy_forces(positions (B, N, 3)) -> (E (B,), F (B, N, 3))``. For each trial a random
+    rotation R, translation t and same-species permutation P: E(P(x R^T + t)) must equal E(x) and
+    F(P(x R^T + t)) must equal P(F(x) R^T). Errors: max absolute, and relative to the largest
+    |E| / |F| of the untransformed input, per transformation kind and for all three combined.
+    """
+    positions = jnp.asarray(positions)
+    species = np.asarray(species)
+    e0, f0 = energy_forces(positions)
+    e_scale = float(jnp.max(jnp.abs(e0))) or 1.0
+    f_scale = float(jnp.max(jnp.abs(f0))) or 1.0
+    worst: dict[str, dict[str, float]] = {}
+    rows: list[Row] = []
+    for trial in range(n_trials):
+        k_rot, k_shift, k_perm = jax.random.split(jax.random.fold_in(key, trial), 3)
+        rot = random_rotation(k_rot, positions.dtype)
+        shift = translation_scale * jax.random.normal(k_shift, (3,), positions.dtype)
+        perm = species_permutation(k_perm, species)
+        identity = np.arange(species.shape[0])
+        cases = {"rotation": (rot, jnp.zeros(3, positions.dtype), identity),
+                 "translation": (jnp.eye(3, dtype=positions.dtype), shift, identity),
+                 "permutation": (jnp.eye(3, dtype=positions.dtype), jnp.zeros(3, positions.dtype), perm),
+                 "all": (rot, shift, perm)}
+        for kind, (r, t, p) in cases.items():
+            e1, f1 = energy_forces((positions @ r.T + t[None, None, :])[:, p])
+            e_err = float(jnp.max(jnp.abs(e1 - e0)))
+            f_err = float(jnp.max(jnp.abs(f1 - (f0 @ r.T)[:, p])))
+            values = {"energy_abs": e_err, "energy_rel": e_err / e_scale, "forces_abs": f_err, "forces_rel": f_err / f_scale}
+            rows += make_rows(kind, f"trial {trial}", trial, trial, values, support=int(positions.shape[0]))
+            entry = worst.setdefault(kind, dict.fromkeys(values, 0.0))
+            for name, v in values.items():
+                entry[name] = max(entry[name], v)
+    return StudyResult("equivariance", tuple(rows), {"max_errors": worst, "n_trials": n_trials})
+
+
+# -- 7. center-of-mass displacement ---------------------------------------------------------------
+def center_of_mass(prediction: Any, truth: Any, lead_times: Sequence[float], pixel_size: float = 1.0) -> StudyResult:
+    """Displacement of the intensity-weighted centroid of prediction from that of truth.
+
+    Fields are (S, T, H, W); displacements (dy, dx, r) in ``pixel_size`` units per sample and
+    lead time are kept in ``arrays``. Rows per lead time: mean dy, mean dx, mean and median r
+    over samples whose two centroids exist (support).
+    """
+    c_pred = stats.centroid(jnp.asarray(prediction, jnp.float32))
+    c_true = stats.centroid(jnp.asarray(truth, jnp.float32))
+    d = np.asarray((c_pred - c_true) * pixel_size)
+    dy, dx = d[..., 0], d[..., 1]
+    r = np.hypot(dy, dx)
+    rows: list[Row] = []
+    for i, lead in enumerate(lead_times):
+        ok = np.isfinite(r[:, i])
+        n = int(ok.sum())
+        if n == 0:
+            continue
+        values = {"dy_mean": dy[ok, i].mean(), "dx_mean": dx[ok, i].mean(), "r_mean": r[ok, i].mean(),
+                  "r_median": np.median(r[ok, i])}
+        rows += make_rows("", f"t={lead:g}", lead, 0, values, support=n,
+                          errors={"r_mean": r[ok, i].std() / math.sqrt(n)})
+    return StudyResult("center_of_mass", tuple(rows), {"pixel_size": pixel_size},
+                       {"dy": dy, "dx": dx, "r": r, "lead_times": np.asarray(lead_times, float)})
+
+
+# -- 8. active-area scoping ------------------------------------------------------------------------
+MASK_MODES = ("observed", "predicted", "union", "intersection")
+
+
+def active_mask(prediction: jax.Array, truth: jax.Array, threshold: float, mode: str) -> jax.Array:
+    """Pixels where the observed / predicted field (or their union / intersection) is >= threshold."""
+    o, p = truth >= threshold, prediction >= threshold
+    masks = {"observed": lambda: o, "predicted": lambda: p, "union": lambda: o | p, "intersection": lambda: o & p}
+    if mode not in masks:
+        raise ConfigError(f"active_area: mode must be one of {MASK_MODES}, got {mode!r}.")
+    return masks[mode]()
+
+
+def active_area(prediction: Any, truth: Any, lead_times: Sequence[float], threshold: float,
+                mode: str = "union") -> StudyResult:
+    """MAE, RMSE and bias of (S, T, H, W) fields restricted to the active mask, per lead time.
+
+    Every masked pixel of every sample counts once; ``support`` is the number of masked pixels
+    (reported also as the 'pixels' metric). Lead times with an empty mask give no row.
+    """
+    prediction, truth = jnp.asarray(prediction, jnp.float32), jnp.asarray(truth, jnp.float32)
+    mask = active_mask(prediction, truth, threshold, mode)
+    err = prediction - truth
+    axes = (0, 2, 3)
+    n = jnp.sum(mask, axis=axes)
+    safe = jnp.maximum(n, 1)
+    mae = jnp.sum(jnp.where(mask, jnp.abs(err), 0.0), axis=axes) / safe
+    rmse = jnp.sqrt(jnp.sum(jnp.where(mask, err**2, 0.0), axis=axes) / safe)
+    bias = jnp.sum(jnp.where(mask, err, 0.0), axis=axes) / safe
+    rows: list[Row] = []
+    for i, lead in enumerate(lead_times):
+        if int(n[i]) == 0:
+            continue
+        values = {"mae": mae[i], "rmse": rmse[i], "bias": bias[i], "pixels": n[i]}
+        rows += make_rows(mode, f"t={lead:g}", lead, 0, _scalars(values, "active_area"), support=int(n[i]))
+    return StudyResult("active_area", tuple(rows), {"threshold": threshold, "mode": mode})
+
+
+# -- 9. cumulative metrics -------------------------------------------------------------------------
+def per_sample_csi(forecast: Any, observed: Any, threshold: float) -> tuple[jax.Array, jax.Array]:
+    """CSI per sample and frame of (S, T, H, W) fields, and the samples whose contingency is
+    non-empty (hits + misses + false alarms > 0) in every frame."""
+    c = stats.contingency(jnp.asarray(forecast), jnp.asarray(observed), threshold, axes=(-2, -1))
+    return c.csi, jnp.all(~jnp.isnan(c.csi), axis=1)
+
+
+def cumulative_metric(per_sample: Any, lead_times: Sequence[float], edges: Sequence[float],
+                      select: Any = None, metric: str = "metric") -> StudyResult:
+    """The distribution of a per-sample metric (S, T) per lead time, as a 2-D histogram.
+
+    ``select`` (S,) bool keeps some samples (e.g. the cumulative CSI keeps those with events in
+    every frame). Rows per lead time and bin: the fraction of selected samples (support: count).
+    ``arrays['histogram']`` is (T, bins) counts; ``summary['cumulative_mean']`` is the mean over
+    selected samples per lead time.
+    """
+    values = jnp.asarray(per_sample, jnp.float32)
+    s, t = values.shape
+    keep = jnp.ones((s,), bool) if select is None else jnp.asarray(select, bool)
+    edges = jnp.asarray(edges, jnp.float32)
+    frame = jnp.broadcast_to(jnp.arange(t, dtype=jnp.float32)[None, :], (s, t))
+    masked = jnp.where(keep[:, None], values, jnp.nan)
+    hist = np.asarray(stats.histogram2d(frame.ravel(), masked.ravel(), jnp.arange(t + 1, dtype=jnp.float32), edges))
+    n_kept = int(jnp.sum(keep))
+    centers = 0.5 * (np.asarray(edges)[1:] + np.asarray(edges)[:-1])
+    rows: list[Row] = []
+    for i, lead in enumerate(lead_times):
+        for b, c in enumerate(centers):
+            rows.append(Row(f"t={lead:g}", f"[{float(edges[b]):g}, {float(edges[b + 1]):g})", float(c), 0,
+                            f"{metric}_fraction", hist[i, b] / max(n_kept, 1), math.nan, int(hist[i, b])))
+    means = np.nanmean(np.asarray(masked), axis=0) if n_kept else np.full(t, np.nan)
+    return StudyResult("cumulative", tuple(rows), {"metric": metric, "selected_samples": n_kept,
+                                                   "cumulative_mean": means.tolist()},
+                       {"histogram": hist, "edges": np.asarray(edges), "lead_times": np.asarray(lead_times, float)})
+
+
+# -- 10. feature out-of-distribution ---------------------------------------------------------------
+def ood_bins(feature: Any, edges: Sequence[float], train_bins: Sequence[int], key: jax.Array
+             ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Split samples by a feature's bins: an equal-count training set from ``train_bins`` and the
+    test samples of every bin.
+
+    Returns (train_idx, test_idx per bin, signed distance per bin). Each training bin gives the
+    same number of samples (the smallest training bin's count, drawn with ``key``); the rest of
+    a training bin is its test set. The distance of a bin is from its centre to the nearest edge
+    of the training range (negative below, positive above, 0 inside), in feature units.
+    """
+    feature = np.asarray(feature)
+    edges = np.asarray(edges, float)
+    n_bins = len(edges) - 1
+    which = np.clip(np.searchsorted(edges, feature, side="right") - 1, -1, n_bins)
+    which = np.where(feature == edges[-1], n_bins - 1, which)
+    train_bins = sorted(int(b) for b in train_bins)
+    if not train_bins or train_bins[0] < 0 or train_bins[-1] >= n_bins:
+        raise ConfigError(f"ood_bins: train_bins must be among 0..{n_bins - 1} (got {train_bins}).")
+    per_bin = [np.flatnonzero(which == b) for b in range(n_bins)]
+    take = min(len(per_bin[b]) for b in train_bins)
+    if take == 0:
+        raise ConfigError(f"ood_bins: a training bin is empty (counts {[len(per_bin[b]) for b in train_bins]}).")
+    train, test = [], []
+    for b in range(n_bins):
+        idx = per_bin[b]
+        if b in train_bins:
+            order = np.asarray(jax.random.permutation(jax.random.fold_in(key, b), len(idx)))
+            train.append(idx[order[:take]])
+            test.append(np.sort(idx[order[take:]]))
+        else:
+            test.append(idx)
+    lo, hi = edges[train_bins[0]], edges[train_bins[-1] + 1]
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    distance = np.where(centres < lo, centres - lo, np.where(centres > hi, centres - hi, 0.0))
+    return np.sort(np.concatenate(train)), test, distance
+
+
+def feature_ood(
+    evaluate: Callable[[int], Metrics],
+    labels: Sequence[str],
+    distances: Sequence[float],
+    feature: str,
+    *,
+    support: Sequence[int] | None = None,
+    stage: Stage = direct,
+    target: Mapping[str, tuple[float, bool]] | None = None,
+) -> StudyResult:
+    """Metrics per feature bin against the bin's distance from the training range.
+
+    ``evaluate(bin) -> {metric: scalar}`` for each bin (after training on the training bins, or
+    evaluating a fixed model at a shifted condition). ``target`` maps metrics to (target value,
+    higher_is_better); for those, the summary holds the :func:`trusted_range`.
+    """
+    rows: list[Row] = []
+    for b, (label, d) in enumerate(zip(labels, distances)):
+        values = stage(f"{feature}_b{b}", lambda b=b: dict(evaluate(b)))
+        n = 0 if support is None else int(support[b])
+        rows += make_rows(feature, label, d, 0, _scalars(values, f"{feature} bin {label}"), support=n)
+    result = StudyResult("feature_ood", tuple(rows))
+    ranges = {}
+    for metric, (value, higher) in (target or {}).items():
+        ranges[metric] = trusted_range(result.column("x", metric, feature), result.column("value", metric, feature),
+                                       value, higher_is_better=higher)
+    return StudyResult("feature_ood", tuple(rows), {feature: {"trusted_range": ranges}})
+
+
+def trusted_range(distance: Any, value: Any, target: float, *, higher_is_better: bool = True) -> dict[str, Any]:
+    """The range of feature distance within which a metric stays on the good side of ``target``.
+
+    Two answers, as numbers:
+
+    * ``fitted``: on each side of the training range (distance < 0 and > 0, each with the
+      in-range points at 0), a straight line of the metric vs |distance|; the side's limit is
+      where the line crosses the target (``None`` when it never does in the right direction, or
+      only beyond 10x the measured distances: no limit is implied by the trend), and ``slope``
+      says how fast the metric degrades.
+    * ``measured``: the widest run of measured bins around distance 0 that all meet the target
+      (the conservative range; extrapolation beyond it rests on the fit).
+    """
+    d = np.asarray(distance, float)
+    v = np.asarray(value, float)
+    ok = np.isfinite(v)
+    d, v = d[ok], v[ok]
+    good = (v >= target) if higher_is_better else (v <= target)
+    sign = 1.0 if higher_is_better else -1.0
+    fitted = {}
+    for side, pick in (("lower", d <= 0), ("upper", d >= 0)):
+        x, y = np.abs(d[pick]), v[pick]
+        if len(np.unique(x)) < 2:
+            fitted[side] = {"limit": None, "slope": None, "intercept": None}
+            continue
+        slope, intercept = np.polyfit(x, y, 1)
+        limit = None
+        if sign * slope < 0:  # degrades with distance: crosses the target at (target - b) / a
+            crossing = (target - intercept) / slope
+            # A crossing far beyond the measured distances is no limit the data support.
+            limit = max(float(crossing), 0.0) if crossing <= 10 * np.abs(d).max() else None
+        elif sign * (intercept - target) < 0:
+            limit = 0.0  # already on the wrong side at the training range and not improving
+        fitted[side] = {"limit": None if limit is None else (-limit if side == "lower" else limit),
+                        "slope": float(slope), "intercept": float(intercept)}
+    order = np.argsort(d)
+    d_sorted, good_sorted = d[order], good[order]
+    inside = np.flatnonzero(d_sorted == 0)
+    measured = None
+    if inside.size and good_sorted[inside].all():
+        lo, hi = inside[0], inside[-1]
+        while lo > 0 and good_sorted[lo - 1]:
+            lo -= 1
+        while hi < len(d_sorted) - 1 and good_sorted[hi + 1]:
+            hi += 1
+        measured = [float(d_sorted[lo]), float(d_sorted[hi])]
+    return {"target": float(target), "higher_is_better": higher_is_better,
+            "fitted": fitted, "measured": measured,
+            "measured_span": [float(d.min()), float(d.max())] if d.size else None}
+
+
+# -- 11. per-sample breakdown ------------------------------------------------------------------------
+def bin_feature(values: Any, n_bins: int = 5, edges: Sequence[float] | None = None
+                ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """Integer bins of a continuous feature: equal-count (quantile) bins unless ``edges`` given.
+
+    Returns (bin id per sample, labels, bin centres).
+    """
+    values = np.asarray(values, float)
+    if edges is None:
+        edges = np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1)))
+    edges = np.asarray(edges, float)
+    ids = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    labels = tuple(f"[{edges[i]:.3g}, {edges[i + 1]:.3g}{']' if i == len(edges) - 2 else ')'}"
+                   for i in range(len(edges) - 1))
+    return ids, labels, 0.5 * (edges[1:] + edges[:-1])
+
+
+def per_sample_breakdown(
+    metrics: Mapping[str, Any],
+    groupings: Mapping[str, tuple[Any, Sequence[str], Sequence[float] | None]],
+) -> StudyResult:
+    """Per-sample metrics grouped by labels or binned features: mean, standard error, support.
+
+    ``groupings[name] = (ids (S,), labels, positions or None)``: the group id of every sample,
+    a label per group and its position on a plot axis (default: 0, 1, ...).
+    """
+    rows: list[Row] = []
+    for grouping, (ids, labels, positions) in groupings.items():
+        ids = jnp.asarray(ids, jnp.int32)
+        positions = list(range(len(labels))) if positions is None else list(positions)
+        for metric, values in metrics.items():
+            g = stats.group_stats(jnp.asarray(values, jnp.float32), ids, len(labels))
+            for i, label in enumerate(labels):
+                if int(g.count[i]) == 0:
+                    continue
+                rows.append(Row(grouping, str(label), float(positions[i]), 0, metric, float(g.mean[i]),
+                                float(g.sem[i]), int(g.count[i])))
+    return StudyResult("breakdown", tuple(rows))
+
+
+# -- 12. metric correlation ----------------------------------------------------------------------------
+def metric_correlation(metrics: Mapping[str, Any], features: Mapping[str, Any], max_points: int = 4000
+                       ) -> StudyResult:
+    """Pearson and Spearman coefficients and a least-squares line for every (metric, feature) pair.
+
+    Rows: group ``metric~feature``; metrics pearson, spearman, slope (error: its standard error),
+    intercept, r2. ``arrays`` keeps up to ``max_points`` samples of every column for scatter plots.
+    """
+    rows: list[Row] = []
+    columns = {**{f"metric.{k}": v for k, v in metrics.items()}, **{f"feature.{k}": v for k, v in features.items()}}
+    n = None
+    for name, v in columns.items():
+        size = np.asarray(v).shape
+        if len(size) != 1 or (n is not None and size[0] != n):
+            raise ValueError(f"metric_correlation: '{name}' must be (S,) like the others, got {size}.")
+        n = size[0]
+    for m, mv in metrics.items():
+        y = jnp.asarray(mv, jnp.float32)
+        for f, fv in features.items():
+            x = jnp.asarray(fv, jnp.float32)
+            fit = stats.linear_fit(x, y)
+            values = {"pearson": stats.pearson(x, y), "spearman": stats.spearman(x, y), "slope": fit.slope,
+                      "intercept": fit.intercept, "r2": fit.r2}
+            rows += make_rows(f"{m}~{f}", f, 0.0, 0, _scalars(values, "metric_correlation"), support=n,
+                              errors={"slope": fit.slope_err})
+    step = max(1, -(-n // max_points))
+    arrays = {k: np.asarray(v)[::step] for k, v in columns.items()}
+    strongest = sorted(([r.group, r.value] for r in rows if r.metric == "spearman"), key=lambda t: -abs(t[1]))
+    return StudyResult("correlation", tuple(rows), {"strongest_spearman": strongest[:10]}, arrays)
+
+
+# -- 13. prediction stability -----------------------------------------------------------------------
+def prediction_stability(predict: Callable[[jax.Array], Metrics], key: jax.Array, n_keys: int,
+                         outlier_iqr: float = 3.0, use_vmap: bool = True) -> StudyResult:
+    """The same samples through ``n_keys`` keys: the per-sample spread of each metric.
+
+    ``predict(key) -> {metric: (S,)}`` (vmapped over keys unless ``use_vmap`` is False). The
+    per-sample standard deviation over keys is kept in ``arrays``; a sample is an outlier when its
+    spread exceeds q75 + ``outlier_iqr`` * IQR of all spreads. Rows per metric: mean and max
+    spread, and the outlier fraction; the summary lists outlier indices.
+    """
+    keys = jax.random.split(key, n_keys)
+    if use_vmap:
+        outputs = jax.vmap(predict)(keys)
+    else:
+        per_key = [predict(k) for k in keys]
+        outputs = {m: jnp.stack([o[m] for o in per_key]) for m in per_key[0]}
+    rows: list[Row] = []
+    arrays, outliers = {}, {}
+    for metric, values in outputs.items():
+        values = np.asarray(values, float)  # (K, S)
+        spread = values.std(axis=0, ddof=1) if n_keys > 1 else np.zeros(values.shape[1])
+        q25, q75 = np.quantile(spread, [0.25, 0.75])
+        flagged = np.flatnonzero(spread > q75 + outlier_iqr * (q75 - q25))
+        arrays[f"{metric}.mean"] = values.mean(axis=0)
+        arrays[f"{metric}.spread"] = spread
+        outliers[metric] = flagged.tolist()
+        rows += make_rows("", metric, 0.0, 0, {"spread_mean": spread.mean(), "spread_max": spread.max(),
+                                               "outlier_fraction": len(flagged) / spread.size},
+                          support=int(spread.size))
+        rows[-3:] = [r._replace(metric=f"{metric}.{r.metric}") for r in rows[-3:]]
+    return StudyResult("stability", tuple(rows), {"n_keys": n_keys, "outliers": outliers}, arrays)

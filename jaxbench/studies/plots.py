@@ -1,0 +1,160 @@
+"""Plots of study results (matplotlib, Agg): each returns ``jaxbench.report.Figure`` values.
+
+Every plot reads only a :class:`~jaxbench.studies.table.StudyResult`, so ``jaxbench report``
+re-draws a study from its saved files.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from jaxbench.report import Figure, figure_png
+from jaxbench.studies.table import StudyResult
+
+MAX_PANELS = 6
+
+
+def _figure(n_panels: int, width: float = 4.0, height: float = 3.2):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(n_panels, 3)
+    rows = -(-n_panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.ravel()[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()
+
+
+def metric_vs_x(result: StudyResult, name: str, caption: str, xlabel: str, *, logx: bool = False,
+                metrics: tuple[str, ...] | None = None) -> Figure:
+    """One panel per metric: value vs x, one line per group, mean +- spread over seeds (or the
+    rows' standard errors)."""
+    metrics = (metrics or result.metrics())[:MAX_PANELS]
+    fig, axes = _figure(len(metrics))
+    for ax, metric in zip(axes, metrics):
+        for group in result.groups():
+            rows = result.select(metric, group)
+            if not rows:
+                continue
+            xs = sorted({r.x for r in rows})
+            by_x = [[r for r in rows if r.x == x] for x in xs]
+            mean = np.array([np.mean([r.value for r in rs]) for rs in by_x])
+            spread = np.array([np.std([r.value for r in rs], ddof=1) if len(rs) > 1 else rs[0].error for rs in by_x])
+            spread = np.where(np.isfinite(spread), spread, 0.0)
+            ax.errorbar(xs, mean, yerr=spread, marker="o", ms=3, capsize=2, label=group or None)
+        ax.set_xlabel(xlabel)
+        ax.set_title(metric, fontsize=9)
+        if logx:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        if len(result.groups()) > 1:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+def window_grid(result: StudyResult, name: str, caption: str) -> Figure:
+    """Training windows sorted by the ranking metric: a horizontal bar per window."""
+    metric = result.summary.get("ranked_by") or result.metrics()[0]
+    ranking = result.summary.get("ranking") or [[r.slice, r.value] for r in result.select(metric)]
+    fig, (ax,) = _figure(1, width=6.0, height=0.3 * len(ranking) + 1.2)
+    labels = [str(label) for label, _ in ranking]
+    ax.barh(range(len(ranking)), [v for _, v in ranking], color="tab:blue")
+    ax.set_yticks(range(len(ranking)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(metric)
+    ax.set_title("training window (fraction of the ordered axis)", fontsize=9)
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+def correlation_scatter(result: StudyResult, name: str, caption: str, max_panels: int = MAX_PANELS) -> Figure:
+    """Scatter of the strongest (Spearman) metric-feature pairs with their least-squares line."""
+    pairs = [g for g, _ in result.summary.get("strongest_spearman", [])][:max_panels]
+    fig, axes = _figure(max(len(pairs), 1))
+    for ax, pair in zip(axes, pairs):
+        metric, feature = pair.split("~", 1)
+        x = np.asarray(result.arrays.get(f"feature.{feature}", []), float)
+        y = np.asarray(result.arrays.get(f"metric.{metric}", []), float)
+        ax.scatter(x, y, s=3, alpha=0.4)
+        fit = {r.metric: r.value for r in result.select(group=pair)}
+        if x.size:
+            grid = np.linspace(np.nanmin(x), np.nanmax(x), 10)
+            ax.plot(grid, fit.get("intercept", 0.0) + fit.get("slope", 0.0) * grid, color="tab:red")
+        ax.set_xlabel(feature)
+        ax.set_ylabel(metric)
+        ax.set_title(f"Pearson {fit.get('pearson', math.nan):.2f}, Spearman {fit.get('spearman', math.nan):.2f}",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+def histogram_per_lead(result: StudyResult, name: str, caption: str, key: str = "histogram") -> Figure:
+    """A 2-D histogram: lead time (x) vs metric bins (y), colour = fraction of samples."""
+    hist = np.asarray(result.arrays[key], float)
+    edges = np.asarray(result.arrays["edges"], float)
+    leads = np.asarray(result.arrays["lead_times"], float)
+    fig, (ax,) = _figure(1, width=5.5, height=3.6)
+    total = max(hist.sum(axis=1).max(), 1.0)
+    mesh = ax.pcolormesh(np.arange(len(leads) + 1) - 0.5, edges, (hist / total).T, cmap="viridis")
+    ax.set_xticks(range(len(leads)), [f"{t:g}" for t in leads], fontsize=7)
+    ax.set_xlabel("lead time")
+    ax.set_ylabel(result.summary.get("metric", "metric"))
+    fig.colorbar(mesh, ax=ax, label="fraction of samples")
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+def displacement_hist(result: StudyResult, name: str, caption: str) -> Figure:
+    """Distributions of the centroid displacement r per lead time."""
+    r = np.asarray(result.arrays["r"], float)
+    leads = np.asarray(result.arrays["lead_times"], float)
+    fig, (ax,) = _figure(1, width=5.5)
+    data = [r[np.isfinite(r[:, i]), i] for i in range(r.shape[1])]
+    ax.boxplot(data, positions=range(len(leads)))
+    ax.set_xticks(range(len(leads)), [f"{t:g}" for t in leads], fontsize=7)
+    ax.set_xlabel("lead time")
+    ax.set_ylabel(f"centroid displacement r ({result.summary.get('pixel_size', 1)} units/pixel)")
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+def trend_scatter(result: StudyResult, name: str, caption: str) -> Figure:
+    """Predicted vs true change per lead time, with the diagonal."""
+    dt, dp = np.asarray(result.arrays["delta_true"]), np.asarray(result.arrays["delta_pred"])
+    leads = np.asarray(result.arrays["lead_times"], float)
+    show = np.unique(np.linspace(0, len(leads) - 1, min(len(leads), MAX_PANELS)).astype(int))
+    fig, axes = _figure(len(show))
+    for ax, i in zip(axes, show):
+        ax.scatter(dt[:, i], dp[:, i], s=4, alpha=0.5)
+        lim = np.nanmax(np.abs(np.concatenate([dt[:, i], dp[:, i]]))) or 1.0
+        ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8)
+        ax.set_title(f"lead {leads[i]:g}", fontsize=9)
+        ax.set_xlabel("true change")
+        ax.set_ylabel("predicted change")
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+def spread_hist(result: StudyResult, name: str, caption: str) -> Figure:
+    """Per-sample spread over keys of each metric; outliers marked."""
+    metrics = [k[: -len(".spread")] for k in result.arrays if k.endswith(".spread")][:MAX_PANELS]
+    fig, axes = _figure(max(len(metrics), 1))
+    for ax, metric in zip(axes, metrics):
+        spread = np.asarray(result.arrays[f"{metric}.spread"], float)
+        ax.plot(np.arange(spread.size), spread, ".", ms=3)
+        out = result.summary.get("outliers", {}).get(metric, [])
+        if out:
+            ax.plot(out, spread[out], "o", mfc="none", color="tab:red", label="outlier")
+            ax.legend(fontsize=7)
+        ax.set_xlabel("sample")
+        ax.set_ylabel("std over keys")
+        ax.set_title(metric, fontsize=9)
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
