@@ -94,6 +94,14 @@ class Run:
         self._done[name] = out
         return out
 
+    def cached(self, name: str, fn: Callable[[], Any]) -> Any:
+        """``fn()`` once per process, kept in memory only (objects with their own checkpoints,
+        such as a model trained with orbax, that studies reuse)."""
+        key = f"memory:{name}"
+        if key not in self._done:
+            self._done[key] = fn()
+        return self._done[key]
+
     def stage_hook(self, prefix: str) -> Callable[[str, Callable[[], Any]], Any]:
         """``stage(name, fn)`` for a study: checkpoints its units as stages ``<prefix>.<name>``."""
         return lambda name, fn: self.stage(f"{prefix}.{name}", fn)

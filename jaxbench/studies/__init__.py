@@ -80,6 +80,11 @@ CATALOGUE: dict[str, StudyInfo] = {
                   "Where, in distance from the training range of a feature, does the model stop being trustworthy?",
                   _line("distance from the training range", "Metric vs distance from the training range, one line "
                         "per feature.")),
+        StudyInfo("similarity", "Training-test similarity",
+                  "Does a descriptor similarity between a training set and the test set predict the test error?",
+                  lambda r: [plots.metric_vs_x(r, "study_similarity", "Test metric of each training set vs its "
+                                               "similarity to the test set.", "similarity to the test set",
+                                               scatter=True)]),
         StudyInfo("breakdown", "Per-sample breakdown",
                   "Which groups of samples carry the error?",
                   lambda r: [plots.metric_vs_x(r.__class__(r.study, r.select(group=g)), f"study_breakdown_{i}",

@@ -271,7 +271,7 @@ def equivariance_test(
     species: Any,
     key: jax.Array,
     n_trials: int = 8,
-    translation_scale: float = 5.0,
+    translation_scale: float = 1.0,
 ) -> StudyResult:
     """Energy invariance and force equivariance under rotations, translations and permutations.
 
@@ -631,3 +631,34 @@ def prediction_stability(predict: Callable[[jax.Array], Metrics], key: jax.Array
                           support=int(spread.size))
         rows[-3:] = [r._replace(metric=f"{metric}.{r.metric}") for r in rows[-3:]]
     return StudyResult("stability", tuple(rows), {"n_keys": n_keys, "outliers": outliers}, arrays)
+
+
+# -- similarity between training and test data vs test error ------------------------------------------
+def similarity_trend(similarity: Any, metrics: Mapping[str, Any], labels: Sequence[str],
+                     target: Mapping[str, tuple[float, bool]] | None = None) -> StudyResult:
+    """Does a descriptor similarity between each training set and the test set predict its error?
+
+    One unit per training set (a window, a subset): ``similarity`` (U,) and ``metrics`` {name:
+    (U,)}. Summary per metric: Pearson and Spearman coefficients, the least-squares line vs
+    similarity, and for metrics in ``target`` (value, higher_is_better) the similarity above
+    which the line meets the target (``min_similarity``; None if the trend never gets there):
+    the trusted-range indicator for a new training set.
+    """
+    s = np.asarray(similarity, float)
+    rows: list[Row] = []
+    summary: dict[str, Any] = {}
+    for name, values in metrics.items():
+        v = np.asarray(values, float)
+        for label, si, vi in zip(labels, s, v):
+            rows.append(Row("", str(label), float(si), 0, name, float(vi)))
+        fit = _fit_summary(s, v)
+        entry = {"pearson": float(stats.pearson(jnp.asarray(s), jnp.asarray(v))),
+                 "spearman": float(stats.spearman(jnp.asarray(s), jnp.asarray(v))), "fit": fit}
+        if target and name in target:
+            value, higher = target[name]
+            slope, intercept = fit["slope"], fit["intercept"]
+            improves = slope > 0 if higher else slope < 0
+            entry["target"] = value
+            entry["min_similarity"] = float((value - intercept) / slope) if improves and slope != 0 else None
+        summary[name] = entry
+    return StudyResult("similarity", tuple(rows), summary)

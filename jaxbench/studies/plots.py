@@ -31,9 +31,9 @@ def _figure(n_panels: int, width: float = 4.0, height: float = 3.2):
 
 
 def metric_vs_x(result: StudyResult, name: str, caption: str, xlabel: str, *, logx: bool = False,
-                metrics: tuple[str, ...] | None = None) -> Figure:
+                metrics: tuple[str, ...] | None = None, scatter: bool = False) -> Figure:
     """One panel per metric: value vs x, one line per group, mean +- spread over seeds (or the
-    rows' standard errors)."""
+    rows' standard errors); ``scatter`` draws points without lines (units are not ordered)."""
     metrics = (metrics or result.metrics())[:MAX_PANELS]
     fig, axes = _figure(len(metrics))
     for ax, metric in zip(axes, metrics):
@@ -46,7 +46,8 @@ def metric_vs_x(result: StudyResult, name: str, caption: str, xlabel: str, *, lo
             mean = np.array([np.mean([r.value for r in rs]) for rs in by_x])
             spread = np.array([np.std([r.value for r in rs], ddof=1) if len(rs) > 1 else rs[0].error for rs in by_x])
             spread = np.where(np.isfinite(spread), spread, 0.0)
-            ax.errorbar(xs, mean, yerr=spread, marker="o", ms=3, capsize=2, label=group or None)
+            ax.errorbar(xs, mean, yerr=spread, marker="o", ms=3, capsize=2, label=group or None,
+                        linestyle="none" if scatter else "-")
         ax.set_xlabel(xlabel)
         ax.set_title(metric, fontsize=9)
         if logx:

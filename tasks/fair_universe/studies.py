@@ -181,7 +181,11 @@ def rotation_scan(run: Run) -> StudyResult:
     angles = np.linspace(0.0, 2 * np.pi, int(config["rotation_angles"]), endpoint=False)
 
     def evaluate(angle):
-        shared = {**ctx["shared"], "pri": rotate_azimuth(ctx["shared"]["pri"], angle)}
+        # The soft-MET noise directions turn with the event, so the rotation is an exact symmetry
+        # of the simulated physics: what changes is only what the classifier does with azimuths.
+        c, s = np.cos(angle), np.sin(angle)
+        noise = ctx["shared"]["met_noise"] @ jnp.asarray([[c, s], [-s, c]], jnp.float32)
+        shared = {**ctx["shared"], "pri": rotate_azimuth(ctx["shared"]["pri"], angle), "met_noise": noise}
         # The same PE keys at every angle: differences come from the rotation alone.
         out = _sweep_in_chunks(ctx["pe_fn"], shared, conditions)
         return {**interval_metrics(out, conditions["mu_true"]), "mean_mu_hat_minus_mu": float(
