@@ -1,4 +1,4 @@
-"""MLFF benchmark: NequIP training steps/second, and M models vmapped vs trained one by one.
+"""MLFF benchmark: MD generation frames/second, NequIP training steps/second, vmapped vs one by one.
 
 Data: an aspirin-sized synthetic molecule (C9H8O4, 21 atoms, random compact geometry with
 1.1 Å minimum separation), frames displaced by 0.1 Å, labelled by a Morse pair potential in
@@ -7,10 +7,13 @@ independent of the geometry too (420 ordered pairs for 21 atoms).
 
   training: ``training.train`` for each config at batch 5; the first call compiles, the timed
             second call reuses the program (wall time of the whole call / steps);
+  md:       the embedded generator (GFN2-xTB via tblite, ASE Langevin, 0.5 fs, save every step)
+            on the shipped aspirin geometry: one process, then ``--md-processes`` independent
+            trajectories in parallel processes (frames/s of all together); no cache;
   vmap:     ``training.train_many`` with M models (one vmapped program) vs M ``training.train``
             calls in a row, both warm; ratio = sequential / vmapped (> 1: vmap is faster).
 
-Usage: python scripts/bench_mlff.py [--configs tiny,medium] [--steps 100] [--models 4]
+Usage: python scripts/bench_mlff.py [--md-frames 300] [--configs tiny,medium] [--steps 100] [--models 4]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import platform
 import shlex
 import sys
 import time
+from importlib.metadata import version
 
 import numpy as np
 
@@ -58,6 +62,27 @@ def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
+
+
+def md_table(args) -> None:
+    """Frames/s of the GFN2-xTB trajectory generator, one process and several in parallel."""
+    import jax
+
+    from jaxbench.tasks.mlff import md
+
+    n = args.md_frames
+    options = dict(equilibration_steps=0, save_every=1)
+    md.generate_trajectory(jax.random.key(args.seed), args.md_molecule, 5, **options)  # imports, first SCF
+    _, one = _timed(lambda: md.generate_trajectory(jax.random.key(args.seed), args.md_molecule, n, **options))
+    print(f"\nMD generation: {args.md_molecule}, GFN2-xTB (tblite {version('tblite')}), "
+          f"Langevin 500 K, 0.5 fs, {n} frames per trajectory")
+    print(f"{'way':34s} {'seconds':>8s} {'frames/s':>9s} {'ms/frame':>9s}")
+    print(f"{'1 process':34s} {one:8.2f} {n / one:9.1f} {1e3 * one / n:9.2f}")
+    p = args.md_processes
+    if p > 1:
+        keys = [jax.random.key(args.seed + 1 + i) for i in range(p)]
+        _, many = _timed(lambda: md.generate_trajectories(keys, args.md_molecule, n, processes=p, **options))
+        print(f"{f'{p} processes (incl. spawn)':34s} {many:8.2f} {p * n / many:9.1f} {1e3 * many / (p * n):9.2f}")
 
 
 def training_table(args, frames) -> None:
@@ -126,6 +151,9 @@ def main() -> None:
     parser.add_argument("--vmap-config", default="tiny")
     parser.add_argument("--vmap-steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--md-frames", type=int, default=300, help="frames per MD trajectory (0: skip MD)")
+    parser.add_argument("--md-processes", type=int, default=2)
+    parser.add_argument("--md-molecule", default="aspirin")
     args = parser.parse_args()
 
     import jax
@@ -139,6 +167,8 @@ def main() -> None:
     frames = Frames(*synthetic_molecule(args.seed, ASPIRIN_FORMULA, args.frames))
     print(f"data: synthetic C9H8O4, {frames.species.shape[0]} atoms, {args.frames} frames, Morse labels; "
           f"force std {np.std(frames.forces):.2f} eV/Å")
+    if args.md_frames > 0:
+        md_table(args)
     training_table(args, frames)
     if args.models > 0:
         vmap_table(args, frames)

@@ -161,7 +161,7 @@ def similarity(run: Run) -> StudyResult:
         for (s, w), v in sorted(results.items()):
             idx = np.asarray(v["train_idx"])
             frames = describe(mlff_data.evenly_spaced(idx, min(n, idx.shape[0])))
-            sims.append(float(soap.window_similarity(frames, test)))
+            sims.append(float(soap.window_similarity(frames, test, normalize=True)))
         return {"similarity": np.asarray(sims)}
 
     sims = run.stage("study.similarity.soap", make)["similarity"]
@@ -173,7 +173,8 @@ def similarity(run: Run) -> StudyResult:
     result = analyses.similarity_trend(sims, {"force_mae_mev_per_a": force, "energy_mae_mev": energy}, labels,
                                        target={"force_mae_mev_per_a": (target, False)})
     summary = {**result.summary, "descriptor": f"average SOAP (r_cut {config.r_cut} Å, n_max {config.n_max}, "
-               f"l_max {config.l_max}), kernel (p_a . p_b / |p_a||p_b|)^2 averaged over frame pairs",
+               f"l_max {config.l_max}), kernel (p_a . p_b / |p_a||p_b|)^2 averaged over frame pairs, normalised by "
+               "each window's self-similarity",
                "force_target": f"{run.config['trust_force_mae_factor']} x the best window's force MAE"}
     return StudyResult("similarity", result.rows, summary)
 
