@@ -49,7 +49,7 @@ QUICK_CONFIG = {
     "radial_hidden": 16,
     "steps": 1000,
     "checkpoint_every": 250,
-    "efficiency_sizes": (25, 50, 100),
+    "efficiency_sizes": (10, 40, 160),
     "window_starts": (0.0, 0.3, 0.6),
     "window_widths": (0.3, 0.6),
     "window_frames": 40,
