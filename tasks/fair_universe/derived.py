@@ -114,3 +114,60 @@ def derived_features(pri: jax.Array) -> jax.Array:
         "DER_lep_eta_centrality": two_jets(jnp.exp(-4 / jet_eta_gap2 * lep_eta_offset**2)),
     }
     return jnp.stack([features[name] for name in DER_COLUMNS], axis=-1)
+
+
+# -- Polynomial sin/cos and atan2 -------------------------------------------------------------------
+# XLA on CPU evaluates sin, cos and atan2 as scalar calls: ~2 ms (sin) and ~6.5 ms (atan2) per 270k
+# events on 2 cores, 20-60x an exp. These branch-free polynomials vectorise and stay within a few
+# float32 ulps. Coefficients: minimax (Lawson-weighted least squares) fits in float64 of
+# (sin r / r - 1) / r^2 and (cos r - 1 + r^2/2) / r^4 on |r| <= pi/4 (relative errors 4e-9 and 1e-10)
+# and of (atan t / t - 1) / t^2 on [0, tan(pi/8)] (relative error 7e-10).
+_SIN_COEF = (-0.16666655, 0.00833216, -0.00019515)
+_COS_COEF = (4.16666457e-02, -1.38873162e-03, 2.44331565e-05)
+_ATAN_COEF = (-0.33333315, 0.19998472, -0.14243533, 0.10593813, -0.06078219)
+# pi/2 in three float32 parts; the first two have short mantissas, so k * part is exact for |k| < 2^13.
+_HALF_PI_PARTS = (1.5703125, 0.0004837513, 7.54979e-08)
+_TAN_PI_8 = 0.41421356
+
+
+def _horner(z: jax.Array, coef: tuple[float, ...]) -> jax.Array:
+    """sum_k coef[k] z^k."""
+    result = jnp.full_like(z, coef[-1])
+    for c in coef[-2::-1]:
+        result = result * z + c
+    return result
+
+
+def vector_sin_cos(angle: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(sin, cos) of angles (rad) with |angle| < ~1e4, vectorisable; within ~2 ulp of jnp.sin/cos.
+
+    Reduced to r = angle - k pi/2 with |r| <= pi/4 (Cody-Waite, three parts of pi/2, so the sign of
+    sin is right even next to multiples of pi), then one polynomial each for sin r and cos r.
+    """
+    k = jnp.round(angle * (2 / jnp.pi))
+    r = angle - k * _HALF_PI_PARTS[0] - k * _HALF_PI_PARTS[1] - k * _HALF_PI_PARTS[2]
+    z = r * r
+    sin_r = r + r * z * _horner(z, _SIN_COEF)
+    cos_r = 1.0 - 0.5 * z + z * z * _horner(z, _COS_COEF)
+    quadrant = k.astype(jnp.int32) & 3
+    swap = (quadrant & 1) == 1
+    sin = jnp.where(swap, cos_r, sin_r)
+    cos = jnp.where(swap, sin_r, cos_r)
+    sin = jnp.where(quadrant >= 2, -sin, sin)
+    cos = jnp.where((quadrant == 1) | (quadrant == 2), -cos, cos)
+    return sin, cos
+
+
+def vector_arctan2(y: jax.Array, x: jax.Array) -> jax.Array:
+    """atan2(y, x) in [-pi, pi] (rad), vectorisable; within ~2 ulp of jnp.arctan2, signed zeros included."""
+    ax, ay = jnp.abs(x), jnp.abs(y)
+    big, small = jnp.maximum(ax, ay), jnp.minimum(ax, ay)
+    t = small / jnp.where(big > 0, big, 1.0)  # in [0, 1]
+    reduced = t > _TAN_PI_8
+    t = jnp.where(reduced, (t - 1.0) / (t + 1.0), t)  # atan t = pi/4 + atan((t - 1) / (t + 1))
+    z = t * t
+    angle = t + t * z * _horner(z, _ATAN_COEF)
+    angle = jnp.where(reduced, jnp.pi / 4 + angle, angle)
+    angle = jnp.where(ay > ax, jnp.pi / 2 - angle, angle)
+    angle = jnp.where(jnp.signbit(x), jnp.pi - angle, angle)
+    return jnp.where(jnp.signbit(y), -angle, angle)

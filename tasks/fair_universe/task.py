@@ -30,8 +30,18 @@ from jaxbench.kernels.segments import segment_sum, weighted_column_sums
 from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe.classifier import make_score_fn, train_classifier
 from jaxbench.tasks.fair_universe.generator import generate_pool
-from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment, max_event_rate, pe_key, pool_met_noise
-from jaxbench.tasks.fair_universe.systematics import apply_nominal, sample_nuisances
+from jaxbench.tasks.fair_universe.pseudo_experiments import (
+    PreparedPool,
+    block_passes,
+    draw_counts,
+    had_pt_order,
+    max_event_rate,
+    pe_key,
+    pool_met_noise,
+    prepare_pool,
+    prepared_pool_matches,
+)
+from jaxbench.tasks.fair_universe.systematics import apply_nominal, sample_nuisances, shifted_feature_columns
 from jaxbench.tasks.fair_universe.templates import (
     ALPHA_CENTER,
     ALPHA_SIGMA,
@@ -39,9 +49,9 @@ from jaxbench.tasks.fair_universe.templates import (
     build_templates,
     event_features,
     expected_counts,
-    bin_fractions,
     make_binned_yields,
     signal_quantile_edges,
+    soft_histogram,
 )
 
 
@@ -139,23 +149,49 @@ NEWTON_STEPS, CROSSING_STEPS = 40, 16
 def make_pe_fn(score_fn, n_bins: int, max_rate: float):
     """``pe(shared, items) -> outputs``: one PE per item; the runner shards the items over devices.
 
-    Within a device the PEs run one after another (``lax.map``): each already works on the whole
-    pool, and measured on CPU a ``vmap`` over PEs was 1.7x slower (it batches every pool-sized
-    intermediate).
+    ``shared`` holds the pool (``pri``, ``weights``, ``process``), ``met_noise``, the templates, the
+    classifier ``params`` and the root ``key``, and optionally ``prepared``, the pool's
+    ``prepare_pool`` (``with_prepared_pool``): made once per pool, it spares every call the per-pool
+    invariants (~15 ms on 2 CPU cores for 270k events), and its events are sorted so that PEs skip
+    the blocks that fail the cuts. A ``prepared`` of another pool (``pri`` replaced, say) is
+    detected, and the pool prepared again, in pool order.
+
+    Per PE: Poisson counts over the whole pool, then block by block of events (``lax.map``, so a
+    block's intermediates stay in cache) the features after systematics (``shifted_feature_columns``),
+    the classifier and the soft histogram; blocks whose events all fail the cuts are skipped (the
+    prepared pool is sorted by had pT: at tes ~ 1, about a fifth of the blocks). Within a device
+    the PEs run one after another (``lax.map``): measured on CPU a ``vmap`` over PEs was 1.7x slower
+    (it batches every pool-sized intermediate). The fits stay per PE too: batched over the PEs of
+    a call they were ~0.5 ms per PE faster, but their float32 rounding then depended on the batch
+    size, i.e. on the device count.
     """
 
-    def one(shared, item):
-        pool = schema.EventPool(shared["pri"], shared["weights"], shared["process"])
+    def histogram(shared, prepared: PreparedPool, item):
+        nu = item["nu_true"]
+        counts = draw_counts(pe_key(shared["key"], item["index"]), prepared, item["mu_true"], nu, max_rate)
+
+        def block_histogram(invariants, block_counts):
+            columns, _ = shifted_feature_columns(invariants, nu)
+            n_pri = len(schema.PRI_COLUMNS)  # two column blocks: XLA stacks and multiplies them concurrently
+            features = (jnp.stack(columns[:n_pri], axis=-1), jnp.stack(columns[n_pri:], axis=-1))
+            return soft_histogram(block_counts, score_fn(shared["params"], features), shared["edges"])
+
+        def block_or_skip(args):  # a block where every event fails the cuts draws no event
+            passes, invariants, block_counts = args
+            n_bins = shared["edges"].shape[0] - 1
+            return jax.lax.cond(passes, block_histogram, lambda *_: jnp.zeros(n_bins, jnp.float32),
+                                invariants, block_counts)
+
+        per_block = jax.lax.map(block_or_skip, (block_passes(prepared, nu), prepared.invariants, counts))
+        return {"hist": weighted_column_sums(jnp.ones_like(per_block[:, 0]), per_block), "n_events": jnp.sum(counts)}
+
+    def fits(shared, hist):
         model = TemplateModel(shared["edges"], shared["nominal"], shared["coef"])
-        pe = draw_pseudo_experiment(pe_key(shared["key"], item["index"]), pool, shared["met_noise"], item["mu_true"],
-                                    item["nu_true"], max_rate)
-        fractions = bin_fractions(score_fn(shared["params"], event_features(pe.pri)), model.edges)
-        hist = weighted_column_sums(pe.counts, fractions)
 
         def expected(mu, alpha):
             return expected_counts(model, mu, alpha)
 
-        out = {"hist": hist, "n_events": jnp.sum(pe.counts)}
+        out = {}
         for name, profile in (("profiled", True), ("stat_only", False)):
             fit = make_profile_fit(expected, ALPHA_CENTER, ALPHA_SIGMA, profile=profile,
                                    newton_steps=NEWTON_STEPS, crossing_steps=CROSSING_STEPS)(hist)
@@ -163,7 +199,37 @@ def make_pe_fn(score_fn, n_bins: int, max_rate: float):
                         f"{name}_converged": fit.converged})
         return out
 
-    return lambda shared, items: jax.lax.map(lambda item: one(shared, item), items)
+    def one(shared, prepared, item):
+        out = histogram(shared, prepared, item)
+        return {**out, **fits(shared, out["hist"])}
+
+    def pe(shared, items):
+        prepared = _prepared_pool(shared)
+        return jax.lax.map(lambda item: one(shared, prepared, item), items)
+
+    return pe
+
+
+def with_prepared_pool(shared: dict) -> dict:
+    """``shared`` of ``make_pe_fn`` plus ``prepared``: the pool's invariants computed once, its events
+    sorted by had pT (so each PE skips the blocks that fail the cuts)."""
+    pool = schema.EventPool(shared["pri"], shared["weights"], shared["process"])
+    return {**shared, "prepared": jax.jit(prepare_pool)(pool, shared["met_noise"], had_pt_order(pool))}
+
+
+def _prepared_pool(shared: dict) -> PreparedPool:
+    """``shared["prepared"]`` if it was made from ``shared``'s pool and noise, else the pool prepared now."""
+    pool = schema.EventPool(shared["pri"], shared["weights"], shared["process"])
+    given = shared.get("prepared")
+    if given is None:
+        return prepare_pool(pool, shared["met_noise"])
+
+    def fresh():  # in the layout of the given one
+        return prepare_pool(pool, shared["met_noise"], n_blocks=given.weights.shape[0])  # unsorted: no XLA sort
+
+    if jax.tree.map(jnp.shape, jax.eval_shape(fresh)) != jax.tree.map(jnp.shape, given):
+        return fresh()  # made for a pool of another size
+    return jax.lax.cond(prepared_pool_matches(given, pool, shared["met_noise"]), lambda: given, fresh)
 
 
 def pipeline(run: Run) -> dict:

@@ -58,8 +58,8 @@ def event_features(pri: jax.Array) -> jax.Array:
     return jnp.concatenate([pri, derived_features(pri)], axis=-1)
 
 
-def bin_fractions(score: jax.Array, edges: jax.Array, smoothing: float = BIN_SMOOTHING) -> jax.Array:
-    """Soft assignment (n, B) of each score to the bins; each row sums to 1.
+def bin_fraction_columns(score: jax.Array, edges: jax.Array, smoothing: float = BIN_SMOOTHING) -> list[jax.Array]:
+    """Soft assignment of each score to the bins, one (n,) array per bin; they sum to 1 per event.
 
     The score is mapped to u in [0, 1] by the piecewise-linear map that sends the edges to
     equally spaced points, and an event belongs to bin b with weight
@@ -69,13 +69,45 @@ def bin_fractions(score: jax.Array, edges: jax.Array, smoothing: float = BIN_SMO
     function of tes/jes/soft_met that no smooth template follows (measured misfits of 1-2.5
     Poisson sigma per bin); with soft edges the steps are smoothed away. The bins' variance is
     then a little below their mean, so the Poisson likelihood is slightly conservative.
+
+    Computed with one exp per event: exp(-(u - b/B) / s) = exp(-(u - 1/2) / s) exp((b/B - 1/2) / s),
+    the second factor a constant per edge (measured 3x faster than a sigmoid per edge, and closer
+    to a float64 evaluation). Columns, not an (n, B) array: XLA then computes all of them in one
+    pass over the events.
     """
     n_bins = edges.shape[0] - 1
-    u = jnp.interp(score, edges, jnp.linspace(0.0, 1.0, n_bins + 1))
-    inner = jnp.arange(1, n_bins) / n_bins
-    above = jax.nn.sigmoid((u[:, None] - inner[None, :]) * (n_bins / smoothing))  # (n, B-1): past edge b
-    ones, zeros = jnp.ones_like(u[:, None]), jnp.zeros_like(u[:, None])
-    return jnp.concatenate([ones, above], axis=1) - jnp.concatenate([above, zeros], axis=1)
+    widths = jnp.maximum(edges[1:] - edges[:-1], jnp.finfo(jnp.float32).tiny)
+    # u = (number of edges passed + the fraction of the current bin) / B, the map of jnp.interp.
+    u = sum(jnp.clip((score - edges[b]) / widths[b], 0.0, 1.0) for b in range(n_bins)) / n_bins
+    steepness = n_bins / smoothing  # 1 / s
+    if steepness / 2 < 80:  # exp(+-steepness / 2) stays finite in float32
+        t = jnp.exp(-(u - 0.5) * steepness)
+        above = [1.0 / (1.0 + t * np.float32(np.exp((b / n_bins - 0.5) * steepness))) for b in range(1, n_bins)]
+    else:
+        above = [jax.nn.sigmoid((u - b / n_bins) * steepness) for b in range(1, n_bins)]
+    above = [jnp.ones_like(u)] + above + [jnp.zeros_like(u)]
+    return [above[b] - above[b + 1] for b in range(n_bins)]
+
+
+def bin_fractions(score: jax.Array, edges: jax.Array, smoothing: float = BIN_SMOOTHING) -> jax.Array:
+    """Soft assignment (n, B) of each score to the bins (``bin_fraction_columns``); rows sum to 1."""
+    return jnp.stack(bin_fraction_columns(score, edges, smoothing), axis=-1)
+
+
+def soft_histogram(counts: jax.Array, score: jax.Array, edges: jax.Array, block: int = 1024) -> jax.Array:
+    """sum_i counts_i * fraction_ib (B,): the soft-binned histogram of events with these scores.
+
+    Summed block by block (``kernels.segments``' accuracy); n a multiple of ``block`` avoids a
+    padding copy. Shapes: counts (n,), score (n,) -> (B,).
+    """
+    n = counts.shape[0]
+    pad = -(-n // block) * block - n
+    if pad:
+        counts, score = jnp.pad(counts, (0, pad)), jnp.pad(score, (0, pad))
+    blocks = counts.reshape(-1, block)
+    block_sums = [jnp.sum(blocks * column.reshape(-1, block), axis=1) for column in bin_fraction_columns(score, edges)]
+    block_sums = jnp.stack(block_sums, axis=-1)  # (n / block, B)
+    return weighted_column_sums(jnp.ones_like(block_sums[:, 0]), block_sums, block)
 
 
 def signal_quantile_edges(score: jax.Array, weights: jax.Array, n_bins: int) -> jax.Array:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference import fair_universe_numpy as ref
 
-from jaxbench.tasks.fair_universe.derived import derived_features
+from jaxbench.tasks.fair_universe.derived import derived_features, vector_arctan2, vector_sin_cos
 from jaxbench.tasks.fair_universe.schema import DER, DER_COLUMNS, MISSING, PRI, PRI_COLUMNS
 
 # (rtol, atol) of float32 derived_features against float64 on the same float32 inputs;
@@ -135,3 +135,38 @@ def test_pt_tot_counts_only_existing_leading_jets(n_jets):
     # With no jets pt_tot is pt_h; jets move it away from pt_h.
     same = np.isclose(der[:, DER["DER_pt_tot"]], der[:, DER["DER_pt_h"]], rtol=1e-6)
     assert same.all() if n_jets == 0 else not same.any()
+
+
+def _ulps(actual, expected):
+    """|actual - expected| in float32 ulps of the expected value."""
+    expected32 = np.abs(expected).astype(np.float32)
+    ulp = np.spacing(np.maximum(expected32, np.finfo(np.float32).tiny)).astype(np.float64)
+    return np.abs(np.asarray(actual, np.float64) - expected) / ulp
+
+
+def test_vector_sin_cos_within_two_ulps_of_float64():
+    rng = np.random.default_rng(10)
+    pi = np.float32(math.pi)
+    special = np.array([pi, -pi, 2 * pi, -2 * pi, pi / 2, -pi / 2, 1e-4, 1e-30, MISSING], np.float32)
+    special = np.concatenate([[0.0], special, np.nextafter(special, np.float32(30)), np.nextafter(special, np.float32(-30))])
+    angle = np.concatenate([rng.uniform(-math.pi, math.pi, 20_000), rng.uniform(-30, 30, 20_000), special]).astype(np.float32)
+    sin, cos = jax.jit(vector_sin_cos)(angle)
+    exact = angle.astype(np.float64)
+    assert _ulps(sin, np.sin(exact)).max() <= 2.0
+    assert _ulps(cos, np.cos(exact)).max() <= 2.0
+    # The sign of sin decides DER_met_phi_centrality's side: right even next to multiples of pi.
+    np.testing.assert_array_equal(np.sign(np.asarray(sin)), np.sign(np.sin(exact)))
+
+
+def test_vector_arctan2_within_three_ulps_and_keeps_signed_zeros():
+    rng = np.random.default_rng(11)
+    y, x = (rng.normal(size=(2, 20_000)) * 40).astype(np.float32)
+    angle = np.asarray(jax.jit(vector_arctan2)(y, x))
+    exact = np.arctan2(y.astype(np.float64), x.astype(np.float64))
+    assert _ulps(angle, exact).max() <= 3.0
+    zeros_and_ones = np.array([0.0, -0.0, 1.0, -1.0], np.float32)
+    ys, xs = (a.ravel() for a in np.meshgrid(zeros_and_ones, zeros_and_ones))
+    angle = np.asarray(vector_arctan2(ys, xs))
+    exact = np.arctan2(ys.astype(np.float64), xs.astype(np.float64))
+    assert _ulps(angle, exact).max() <= 1.0
+    np.testing.assert_array_equal(np.signbit(angle), np.signbit(exact))  # atan2(-0, x) = -0, atan2(-0, -1) = -pi

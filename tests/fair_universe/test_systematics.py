@@ -26,8 +26,10 @@ from jaxbench.tasks.fair_universe.schema import (
 from jaxbench.tasks.fair_universe.systematics import (
     NUISANCE_PRIORS,
     apply_systematics,
+    pool_invariants,
     sample_mu,
     sample_nuisances,
+    shifted_features,
     systematics_numpy,
 )
 
@@ -356,3 +358,85 @@ def test_systematics_numpy_returns_passing_events_with_all_columns():
     del columns["PRI_met"]
     with pytest.raises(DataFormatError, match="PRI_met"):
         systematics_numpy(columns, weights, process)
+
+
+# -- the pseudo-experiment fast path: features from per-pool invariants ---------------------------
+SHIFTED = [
+    NOMINAL_NUISANCES,
+    nuisance_vector(tes=1.05, jes=0.93, soft_met=2.0),
+    nuisance_vector(tes=0.92, jes=1.08, soft_met=4.5),
+]
+shifted_jit = jax.jit(lambda pri, noise, nu: shifted_features(pool_invariants(pri, noise), nu))
+
+
+@pytest.mark.parametrize("nu", SHIFTED, ids=["nominal", "up", "down"])
+def test_shifted_features_equal_the_direct_path(nu):
+    pri, weights, process, met_noise = pool(5, n=3000)
+    pri = np.concatenate([pri, jet_threshold_events()])
+    met_noise = np.concatenate([met_noise, np.ones((len(pri) - len(met_noise), 2), np.float32)])
+    weights, process = np.ones(len(pri), np.float32), np.zeros(len(pri), np.int32)
+    direct, _, passed = systematics_jit(pri, weights, process, nu, met_noise)
+    expected = np.concatenate([np.asarray(direct), np.asarray(derived_jit(direct))], axis=1)
+    features, fast_passed = (np.asarray(x) for x in shifted_jit(pri, met_noise, nu))
+    np.testing.assert_array_equal(fast_passed, np.asarray(passed))
+    assert features.shape == (len(pri), len(PRI_COLUMNS) + len(DER_COLUMNS))
+    # Jet removal, MISSING values and n_jets are exact; the rest equal within float32 rounding of
+    # the MET vector (its phi and what depends on it are ill-conditioned where the MET is tiny).
+    for k, name in enumerate(PRI_COLUMNS + DER_COLUMNS):
+        np.testing.assert_array_equal(features[:, k] == MISSING, expected[:, k] == MISSING, err_msg=name)
+        atol = 2e-3 if name in ("PRI_met_phi", "DER_met_phi_centrality") else 2e-4
+        np.testing.assert_allclose(features[:, k], expected[:, k], rtol=2e-6, atol=atol, err_msg=name)
+    met = features[:, PRI["PRI_met"]]
+    phi_ok = met > 1.0  # GeV: there the MET direction is well conditioned
+    for name in ("PRI_met_phi", "DER_met_phi_centrality"):
+        k = (PRI_COLUMNS + DER_COLUMNS).index(name)
+        np.testing.assert_allclose(features[phi_ok, k], expected[phi_ok, k], atol=2e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("nu", SHIFTED[1:], ids=["up", "down"])
+def test_shifted_features_match_float64_reference(nu):
+    pri, weights, process, met_noise = pool(6, n=1500)
+    ref_pri, _, ref_passed = ref.apply_systematics(pri, weights, process, nu, met_noise)
+    expected = np.concatenate([ref_pri, ref.derived_features(ref_pri)], axis=1)
+    features, passed = (np.asarray(x) for x in shifted_jit(pri, met_noise, nu))
+    tes, jes = float(nu[0]), float(nu[1])
+    near = np.zeros(len(pri), bool)  # float32 and float64 may disagree at a threshold
+    for name, scale in [("PRI_had_pt", tes), ("PRI_jet_leading_pt", jes), ("PRI_jet_subleading_pt", jes)]:
+        near |= np.abs(pri[:, PRI[name]].astype(np.float64) * scale - 26.0) < 1e-3
+    ok = ~near & ref_passed
+    np.testing.assert_array_equal(passed[~near], ref_passed[~near])
+    assert ok.mean() > 0.2
+    for k, name in enumerate(PRI_COLUMNS + DER_COLUMNS):
+        # atol in GeV for momenta and masses (and for the ill-conditioned MET phi where the MET is
+        # tiny), in rad or unitless otherwise.
+        in_gev = any(word in name for word in ("pt", "mass", "met"))
+        np.testing.assert_allclose(features[ok, k], expected[ok, k], rtol=2e-5, atol=2e-3 if in_gev else 1e-5,
+                                   err_msg=name)
+
+
+def test_shifted_features_follow_the_challenge_fallbacks_at_degenerate_events():
+    from test_derived import degenerate_events
+
+    pri = degenerate_events()
+    noise = np.zeros((len(pri), 2), np.float32)
+    ones = np.ones(len(pri), np.float32)
+    features, _ = shifted_jit(pri, noise, NOMINAL_NUISANCES)
+    der = np.asarray(features)[:, len(PRI_COLUMNS):]
+    # The systematics recompute the MET; a zero MET gets phi 0, as in the challenge.
+    ref_pri, _, _ = ref.apply_systematics(pri, ones, np.zeros(len(pri), np.int32), NOMINAL_NUISANCES, noise)
+    np.testing.assert_allclose(der, ref.derived_features(ref_pri), rtol=1e-5, atol=1e-4)
+    assert der[1, DER["DER_met_phi_centrality"]] != MISSING  # rescued by the lepton phi shift
+    assert der[2, DER["DER_mass_transverse_met_lep"]] == 0.0  # zero MET
+
+
+def jet_threshold_events():
+    """Events whose jets cross the 26 GeV jet threshold under jes = 0.93 or 1.08."""
+    rows = []
+    for leading, subleading, n_jets in [(27.0, 25.0, 2), (25.0, 24.0, 2), (27.5, 26.5, 3), (25.5, MISSING, 1)]:
+        row = one_event(jet_leading_pt=leading, jet_subleading_pt=subleading, n_jets=float(n_jets),
+                        jet_all_pt=leading + max(subleading, 0.0) + (20.0 if n_jets == 3 else 0.0))
+        if n_jets < 2:
+            for quantity in ("pt", "eta", "phi"):
+                row[0, PRI[f"PRI_jet_subleading_{quantity}"]] = MISSING
+        rows.append(row)
+    return np.concatenate(rows)

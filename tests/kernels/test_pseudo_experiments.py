@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxbench.kernels.pseudo_experiments import INVERSE_CDF_MAX_RATE, poisson_counts, poisson_terms
+from jaxbench.kernels.pseudo_experiments import (
+    INVERSE_CDF_MAX_RATE,
+    poisson_counts,
+    poisson_counts_from_uniforms,
+    poisson_terms,
+    rate_ladder,
+)
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.03, 1.0, 6.5, 29.5])
@@ -43,3 +49,28 @@ def test_same_key_same_counts_and_large_rates_fall_back():
     assert not np.array_equal(a, poisson_counts(jax.random.key(2), rates, 3.0))
     big = poisson_counts(jax.random.key(1), jnp.full((20_000,), 200.0), 2 * INVERSE_CDF_MAX_RATE + 200)
     assert abs(float(big.mean()) - 200.0) < 5 * np.sqrt(200.0 / 20_000)
+
+
+def test_counts_do_not_depend_on_the_rate_bound():
+    # The number of CDF terms follows the largest rate present; the terms a looser bound adds
+    # cannot change a float32 CDF above 1/2, so the counts stay the same, event by event.
+    rates = jnp.concatenate([jnp.linspace(0.0, 6.7, 5000), jnp.full((5000,), 0.06)])
+    key = jax.random.key(9)
+    tight = np.asarray(poisson_counts(key, rates, 6.8))
+    for bound in (8.0, 20.14, INVERSE_CDF_MAX_RATE):
+        np.testing.assert_array_equal(np.asarray(poisson_counts(key, rates, bound)), tight)
+    # The widest branch of the ladder gives the same counts as well (K = 69 for a bound of 20.14).
+    u = jax.random.uniform(key, rates.shape)
+    np.testing.assert_array_equal(np.asarray(poisson_counts_from_uniforms(u, rates.at[0].set(19.0), 20.14))[1:],
+                                  tight[1:])
+    assert rate_ladder(20.14) == (8.0, 20.14) and rate_ladder(6.8) == (2.0, 6.8) and rate_ladder(1.5) == (1.5,)
+
+
+def test_counts_from_uniforms_are_the_keyed_counts():
+    rates = jnp.linspace(0.0, 5.0, 1000)
+    key = jax.random.key(4)
+    np.testing.assert_array_equal(
+        np.asarray(poisson_counts_from_uniforms(jax.random.uniform(key, rates.shape), rates, 5.0)),
+        np.asarray(poisson_counts(key, rates, 5.0)))
+    with pytest.raises(ValueError, match="jax.random.poisson"):
+        poisson_counts_from_uniforms(jnp.zeros(3), jnp.ones(3), 2 * INVERSE_CDF_MAX_RATE)
