@@ -262,7 +262,7 @@ def main() -> None:
     n_bins = int(config["n_bins"])
     pe_fn = fu.make_pe_fn(make_score_fn(tuple(config["hidden"])), n_bins, max_event_rate(pool, max(config["mu_values"])))
     met_noise = pool_met_noise(jax.random.fold_in(key, 5), pool)
-    # The pool's invariants are computed once, as a study over this pool would (not timed).
+    # The pool is prepared once (invariants, sorted blocks), as for any sweep over it; not timed.
     shared = fu.with_prepared_pool({**pool._asdict(), **templates, "params": params, "key": jax.random.fold_in(key, 2),
                                     "met_noise": met_noise})
 
