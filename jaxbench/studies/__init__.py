@@ -140,7 +140,7 @@ def run_studies(task, run, names: Sequence[str]) -> dict[str, StudyResult]:
 
 def study_sections(run_dir: str | Path) -> list:
     """Report sections of every study saved in ``run_dir/studies`` (catalogue order)."""
-    from jaxbench.report import ReportSection, Table
+    from jaxbench.report import ReportSection
 
     root = Path(run_dir) / "studies"
     sections = []

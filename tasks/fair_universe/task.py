@@ -290,8 +290,7 @@ def prepare_estimator(run: Run, data: dict) -> dict:
     config = run.config
     train_key, noise_key = jax.random.fold_in(run.key, 1), jax.random.fold_in(run.key, 5)
     train, pool = as_pool(data["train"]), as_pool(data["pool"])
-    hidden = tuple(config["hidden"])
-    score_fn = make_score_fn(hidden)
+
     def make_classifier():
         params, history = train_on_pool(train_key, train, config)
         return {"params": params, "history": history._asdict()}
