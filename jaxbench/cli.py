@@ -14,7 +14,7 @@ def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
     overrides = {}
     for pair in pairs:
         if "=" not in pair:
-            raise JaxbenchError(f"--set expects KEY=VALUE, got '{pair}' (e.g. --set n_pe_per_mu=50).")
+            raise JaxbenchError(f"--set expects KEY=VALUE, got '{pair}' (e.g. --set analysis.n_pe_per_mu=50).")
         key, value = pair.split("=", 1)
         overrides[key.strip()] = value.strip()
     return overrides
@@ -29,41 +29,45 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from jaxbench import config as configs
     from jaxbench import registry
 
     task_spec = registry.spec(args.task_id)
     print(f"{task_spec.id}: {task_spec.summary}\n")
-    task = registry.make(args.task_id)
-    print("Datacard:")
-    for key, value in task.datacard.items():
-        print(f"  {key}: {value}")
+    if task_spec.datacard is not None:
+        print("Datacard:")
+        for key, value in task_spec.datacard(task_spec.config).items():
+            print(f"  {key}: {value}")
     print("\nObjective criteria:")
-    for criterion in task.criteria:
+    for criterion in task_spec.criteria:
         target = "" if criterion.target is None else f" (target {'>=' if criterion.higher_is_better else '<='} {criterion.target})"
         print(f"  {criterion.metric}{target}: {criterion.description}")
-    print("\nConfig (defaults; --quick changes: " + (", ".join(f"{k}={v}" for k, v in task_spec.quick_config.items()) or "nothing") + "):")
-    for key, value in task_spec.default_config.items():
+    defaults = configs.flat_dict(task_spec.config)
+    print("\nConfig (defaults; --set KEY=VALUE, KEY a dotted path or a unique field name):")
+    for key, value in defaults.items():
         print(f"  {key} = {value!r}")
-    from jaxbench.studies import CATALOGUE
-
-    print("\nStudies (jaxbench run ID --study NAME|all):" + ("" if task.studies else " none"))
-    for name in task.studies:
-        print(f"  {name:18s} {CATALOGUE[name].question}")
+    for name, preset in task_spec.presets.items():
+        changed = {k: v for k, v in configs.flat_dict(preset).items() if defaults.get(k) != v}
+        print(f"\nPreset '{name}' (--preset {name}) changes: " + (", ".join(f"{k}={v!r}" for k, v in changed.items()) or "nothing"))
+    print("\nStudies (jaxbench run ID --study NAME|all):" + ("" if task_spec.studies else " none"))
+    for name in task_spec.studies:
+        print(f"  {name}")
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from jaxbench import registry, runner
 
+    preset = "quick" if args.quick else args.preset
     overrides = _parse_overrides(args.set)
-    task = registry.make(args.task_id, quick=args.quick, **overrides)
+    task = registry.make(args.task_id, preset, **overrides)
     if args.data is not None and not Path(args.data).exists():
         raise JaxbenchError(f"--data {args.data}: no such file. Pass the path of a published data file.")
-    suffix = "-quick" if args.quick else ""
+    suffix = "" if preset == registry.DEFAULT_PRESET else f"-{preset}"
     out = Path(args.out) if args.out else Path("runs") / f"{task.id}-seed{args.seed}{suffix}"
-    run = runner.execute(task, out, seed=args.seed, resume=args.resume, progress=not args.no_progress, data=args.data,
-                         studies=args.study)
-    _print_summary(run.run_dir)
+    runner.execute(task, out, seed=args.seed, resume=args.resume, progress=not args.no_progress, data=args.data,
+                   studies=args.study, preset=preset)
+    _print_summary(out)
     return 0
 
 
@@ -76,16 +80,19 @@ def _print_summary(run_dir: Path) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from jaxbench import config as configs
     from jaxbench import records, registry, runner
 
     run_dir = Path(args.run_dir)
-    manifest = records.read_json(run_dir / "manifest.json")
-    spec = registry.spec(manifest["task_id"])
-    config = dict(manifest["config"])
-    quick = bool(config.pop("quick", False))
-    defaults = spec.resolve_config(quick=quick)
-    task = registry.make(spec.id, quick=quick, **{k: v for k, v in config.items() if k in defaults})
-    path = runner.write_run_report(task, run_dir, manifest)
+    manifest_file = run_dir / runner.MANIFEST
+    if not manifest_file.exists():
+        raise JaxbenchError(f"{run_dir}: no {runner.MANIFEST}; pass a directory written by `jaxbench run`.")
+    manifest = records.read_json(manifest_file)
+    task_spec = registry.spec(manifest["task_id"])
+    config = configs.from_dict(task_spec.config, manifest["config"], f"{manifest_file}")
+    task = registry.build(task_spec.id, config)
+    view = runner.reload(task, run_dir, int(manifest["seed"]), manifest.get("data"))
+    path = runner.write_run_report(task, view, manifest)
     print(f"Report: {path.resolve()}")
     return 0
 
@@ -98,6 +105,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
     parser = argparse.ArgumentParser(
         prog="jaxbench",
         description="JAX-native benchmarks for AI for science: run a task, write a report, compare runs.",
@@ -116,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Run a task's benchmark end to end into a run directory "
                             "(manifest.json, metrics.json, scores.json, arrays/, plots/, report.html).")
     p.add_argument("task_id", help="a registered task id, e.g. fair_universe-v0")
-    p.add_argument("--quick", action="store_true", help="the small preset (minutes on 2 CPU cores)")
+    p.add_argument("--preset", default="default", help="a named config preset: default, quick, tiny (see `jaxbench info`)")
+    p.add_argument("--quick", action="store_true", help="same as --preset quick (minutes on 2 CPU cores)")
     p.add_argument("--seed", type=int, default=0, help="root seed: jax.random.key(SEED) (default 0)")
     p.add_argument("--out", help="run directory (default runs/<task>-seed<N>[-quick])")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out without redoing finished parts")
@@ -141,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; a JaxbenchError becomes one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

@@ -107,7 +107,7 @@ def to_jsonable(obj: Any, where: str = "value") -> Any:
         return value if math.isfinite(value) else None
     if isinstance(obj, (np.ndarray, jax.Array)):
         array = np.asarray(obj)
-        if array.dtype.kind not in "biuf":
+        if array.dtype.kind not in "biufU":  # "U": strings of a stage reloaded from .npz
             raise TypeError(f"{where}: cannot write an array of dtype {array.dtype} to JSON")
         return to_jsonable(array.tolist(), where)
     if isinstance(obj, os.PathLike):
@@ -394,5 +394,5 @@ def environment_record() -> dict[str, Any]:
             "process_count": jax.process_count(),
         },
         "hostname": socket.gethostname(),
-        "timestamp_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

@@ -108,7 +108,7 @@ def render_table_text(table: Table) -> str:
     return "\n".join([table.caption, line(cells[0]), rule, *(line(row) for row in cells[1:])])
 
 
-def figure_png(fig, dpi: int = 110) -> bytes:
+def figure_png(fig: Any, dpi: int = 110) -> bytes:
     """A matplotlib figure as PNG bytes, rendered with Agg; the figure is closed afterwards."""
     import matplotlib.pyplot as plt  # only to release figures that pyplot manages
 

@@ -1,15 +1,20 @@
-"""Resumable runs: a run directory whose stages and sweep chunks are checkpointed atomically.
+"""The runner: the one driver of a task, over a resumable run directory.
 
-A task's ``pipeline(run)`` is written as a sequence of ``run.stage(name, fn)`` calls (each
-computes a pytree of arrays once and saves it) and ``run.sweep(name, fn, shared, batch)`` calls
-(a batched function over a long leading axis, done in chunks that are saved as they finish and
-sharded over every device). ``--resume`` loads what exists and computes the rest, so an
-interrupted run loses at most one chunk, and gives the same numbers as an uninterrupted one.
+``execute(task, run_dir, seed)`` calls the task's fields in order (see :mod:`jaxbench.task`)::
+
+    data -> fit -> conditions -> prepare -> evaluate (sharded, chunked sweep) -> per-sample arrays
+    -> score -> metrics.json, summary.txt, task files -> studies -> report.html
+
+Every stage is checkpointed atomically (``stages/<name>.npz``, sweep chunks under
+``stages/evaluate/``) and reloaded as the task's own types on ``--resume``, so an interrupted run
+loses at most one chunk and gives the numbers of an uninterrupted one. Keys come from named
+streams (:func:`stream_key`), never from integers that two files must keep in step.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,72 +24,67 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxbench import config as configs
 from jaxbench import records
 from jaxbench.errors import ConfigError, JaxbenchError
 from jaxbench.sharding import batch_mesh, pad_to_multiple, replicate, shard_batched
+from jaxbench.task import RunView, Task
 
 MANIFEST = "manifest.json"
 
 
-class Run:
-    """The context a pipeline runs in: a directory, a root key, the config and checkpointed stages.
+def stream_key(root: jax.Array, name: str) -> jax.Array:
+    """The key of the stream ``name`` (``data``, ``fit``, ``study/rotation_scan``, ...) of ``root``:
+    ``fold_in(root, first 31 bits of sha256(name))``."""
+    word = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little") & 0x7FFFFFFF
+    return jax.random.fold_in(root, word)
 
-    Attributes:
-      run_dir: the run directory.
-      task_id, config, seed: what is being run; ``key`` is ``jax.random.key(seed)``.
-      resume: load finished stages and chunks instead of recomputing them.
-      progress: show progress bars (rich) on long loops.
-      data_path: a real data file to use instead of the task's generator (None: generate).
+
+def root_key(seed: int) -> jax.Array:
+    """``jax.random.key(seed)``: the root of every stream of a run."""
+    return jax.random.key(int(seed))
+
+
+class Runner:
+    """The run directory's stages, sweeps and progress (tasks see it only as a ``Stage``).
+
+    ``load_only`` forbids computing: a missing stage is an error (``jaxbench report``).
     """
 
-    def __init__(
-        self,
-        run_dir: str | Path,
-        task_id: str,
-        config: Mapping[str, Any],
-        seed: int,
-        *,
-        resume: bool = False,
-        progress: bool = True,
-        mesh: jax.sharding.Mesh | None = None,
-        log: Callable[[str], None] = print,
-        data_path: str | Path | None = None,
-    ):
+    def __init__(self, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
+                 mesh: jax.sharding.Mesh | None = None, log: Callable[[str], None] = print,
+                 load_only: bool = False):
         self.run_dir = Path(run_dir)
-        self.task_id = task_id
-        self.config = dict(config)
-        self.seed = int(seed)
-        self.key = jax.random.key(self.seed)
-        self.resume = resume
-        self.progress = progress
+        self.resume = resume or load_only
+        self.load_only = load_only
+        self.show_progress = progress
         self.mesh = mesh if mesh is not None else batch_mesh()
         self.log = log
-        self.data_path = None if data_path is None else Path(data_path)
         self.timings: dict[str, float] = {}
-        self.data_checksums: dict[str, str] = {}
-        self._done: dict[str, Any] = {}  # stages finished in this process (studies reuse them)
+        self._done: dict[str, Any] = {}
+        self._sharded: dict[Any, Callable] = {}
 
-    # -- directory ---------------------------------------------------------------------------
     def path(self, *parts: str) -> Path:
+        """A path inside the run directory."""
         return self.run_dir.joinpath(*parts)
 
-    def _stage_file(self, name: str) -> Path:
-        return self.path("stages", f"{name}.npz")
+    def _missing(self, what: str) -> None:
+        if self.load_only:
+            raise ConfigError(f"{self.run_dir}: {what} was never computed; finish the run with "
+                              "`jaxbench run ... --resume` first.")
 
-    # -- stages ------------------------------------------------------------------------------
+    # -- stages --------------------------------------------------------------------------------
     def stage(self, name: str, fn: Callable[[], Any]) -> Any:
-        """``fn()`` once: its pytree of arrays is saved to ``stages/<name>.npz`` and reloaded on resume.
-
-        A stage already computed or loaded in this process is returned as it is, so studies that
-        run after the pipeline reuse its data and models without recomputing them.
-        """
+        """``fn()`` once: saved to ``stages/<name>.npz``, reloaded on resume, memoised in-process."""
         if name in self._done:
             return self._done[name]
-        file = self._stage_file(name)
+        file = self.path("stages", f"{name}.npz")
         if self.resume and file.exists():
-            self.log(f"[resume] stage '{name}' loaded from {file.relative_to(self.run_dir)}")
             self._done[name] = records.load_pytree(file)
+            if not self.load_only:
+                self.log(f"[resume] stage '{name}' loaded from {file.relative_to(self.run_dir)}")
             return self._done[name]
+        self._missing(f"stage '{name}'")
         start = time.perf_counter()
         with self._status(f"stage '{name}' running"):
             out = jax.block_until_ready(fn())
@@ -94,22 +94,13 @@ class Run:
         self._done[name] = out
         return out
 
-    def cached(self, name: str, fn: Callable[[], Any]) -> Any:
-        """``fn()`` once per process, kept in memory only (objects with their own checkpoints,
-        such as a model trained with orbax, that studies reuse)."""
-        key = f"memory:{name}"
-        if key not in self._done:
-            self._done[key] = fn()
-        return self._done[key]
-
-    def stage_hook(self, prefix: str) -> Callable[[str, Callable[[], Any]], Any]:
-        """``stage(name, fn)`` for a study: checkpoints its units as stages ``<prefix>.<name>``."""
-        return lambda name, fn: self.stage(f"{prefix}.{name}", fn)
+    def stages(self, prefix: str) -> _PrefixedStage:
+        """The ``Stage`` a task's ``fit`` or a study gets: units ``<prefix>.<name>``."""
+        return _PrefixedStage(self, prefix)
 
     @contextlib.contextmanager
     def _status(self, message: str) -> Iterator[None]:
-        """A rich spinner with elapsed time while a stage runs (nothing without progress)."""
-        if not self.progress:
+        if not self.show_progress:
             yield
             return
         from rich.console import Console
@@ -117,67 +108,86 @@ class Run:
         with Console(stderr=True).status(message):
             yield
 
-    def sweep(
-        self,
-        name: str,
-        fn: Callable[[Any, Any], Any],
-        shared: Any,
-        batch: Any,
-        *,
-        chunk_size: int,
-        description: str | None = None,
-    ) -> Any:
-        """``fn(shared, batch)`` over the leading axis of ``batch`` in saved, sharded chunks.
-
-        ``fn`` must treat batch items independently (derive keys from item indices in ``batch``)
-        so the result does not depend on ``chunk_size`` or the device count. Returns the
-        concatenated outputs as numpy arrays.
-        """
-        n = int(jax.tree.leaves(batch)[0].shape[0])
-        devices = self.mesh.size
-        chunk_size = max(devices, -(-int(chunk_size) // devices) * devices)
-        chunk_dir = self.path("stages", name)
-        sharded = shard_batched(fn, self.mesh)
-        shared = replicate(shared, self.mesh)
-        outputs = []
-        n_chunks = -(-n // chunk_size)
-        start = time.perf_counter()
-        with self._progress(description or name, n_chunks) as advance:
-            for i in range(n_chunks):
-                file = chunk_dir / f"chunk_{i:05d}.npz"
-                lo, hi = i * chunk_size, min(n, (i + 1) * chunk_size)
-                if self.resume and file.exists():
-                    out = records.load_pytree(file)
-                else:
-                    piece = jax.tree.map(lambda x: np.asarray(x)[lo:hi], batch)
-                    piece, true_n = pad_to_multiple(piece, devices)
-                    out = sharded(shared, piece)
-                    out = jax.tree.map(lambda x: np.asarray(x)[:true_n], out)
-                    records.save_pytree(file, out)
-                outputs.append(out)
-                advance()
-        self.timings[name] = time.perf_counter() - start
-        return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *outputs)
-
     @contextlib.contextmanager
-    def _progress(self, description: str, total: int) -> Iterator[Callable[[], None]]:
-        if not self.progress or total <= 1:
-            yield lambda: None
+    def progress(self, description: str, total: int) -> Iterator[Callable[..., None]]:
+        """A rich bar with counts and elapsed time; yields ``advance(info=None)``."""
+        if not self.show_progress or total <= 1:
+            yield lambda info=None: None
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
-        columns = (
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
+        columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), "{task.fields[info]}")
         with Progress(*columns, transient=False) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda: bar.advance(task)
+            task = bar.add_task(description, total=total, info="")
+            yield lambda info=None: bar.update(task, advance=1, info=info or "")
+
+    # -- the sharded sweep ------------------------------------------------------------------------
+    def _sharded_fn(self, fn: Callable[[Any, Any, Any], Any]) -> Callable:
+        if fn not in self._sharded:
+            def keyed(shared_and_root, batch):
+                shared, root = shared_and_root
+                items, index = batch
+                keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.wrap_key_data(root), i))(index)
+                return fn(shared, items, keys)
+
+            self._sharded[fn] = shard_batched(keyed, self.mesh)
+        return self._sharded[fn]
+
+    def sweep(self, fn: Callable[[Any, Any, Any], Any], shared: Any, items: Any, key: jax.Array, *,
+              chunk_size: int, unit: str | None = None, description: str | None = None) -> Any:
+        """``fn(shared, items[chunk], keys[chunk])`` over the leading axis of ``items``.
+
+        Items are laid over every device of the mesh and ``shared`` is replicated; ``keys[i] =
+        fold_in(key, i)`` by global index, so the result does not depend on ``chunk_size`` or the
+        device count. With ``unit``, chunks are saved under ``stages/<unit>/`` and reloaded on
+        resume. Returns the concatenated outputs as numpy arrays.
+        """
+        n = int(jax.tree.leaves(items)[0].shape[0])
+        devices = self.mesh.size
+        chunk_size = max(devices, -(-int(chunk_size) // devices) * devices)
+        sharded = self._sharded_fn(fn)
+        replicated = replicate((shared, jax.random.key_data(key)), self.mesh)
+        n_chunks = -(-n // chunk_size)
+        outputs = []
+        start = time.perf_counter()
+        with self.progress(description or unit or "evaluate", n_chunks) as advance:
+            for i in range(n_chunks):
+                file = None if unit is None else self.path("stages", unit, f"chunk_{i:05d}.npz")
+                lo, hi = i * chunk_size, min(n, (i + 1) * chunk_size)
+                if file is not None and self.resume and file.exists():
+                    out = records.load_pytree(file)
+                else:
+                    self._missing(f"chunk {i} of '{unit}'")
+                    piece = (jax.tree.map(lambda x: np.asarray(x)[lo:hi], items), np.arange(lo, hi, dtype=np.int32))
+                    piece, true_n = pad_to_multiple(piece, devices)
+                    out = jax.tree.map(lambda x: np.asarray(x)[:true_n], sharded(replicated, piece))
+                    if file is not None:
+                        records.save_pytree(file, out)
+                outputs.append(out)
+                advance()
+        if unit is not None:
+            self.timings[unit] = self.timings.get(unit, 0.0) + time.perf_counter() - start
+        return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *outputs)
 
 
+class _PrefixedStage:
+    """``Stage`` for a task: ``stage(name, fn)``, ``directory(name)``, ``progress(...)``."""
+
+    def __init__(self, runner: Runner, prefix: str):
+        self._runner, self._prefix = runner, prefix
+
+    def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
+        return self._runner.stage(f"{self._prefix}.{name}", fn)
+
+    def directory(self, name: str) -> Path:
+        return self._runner.path("checkpoints", f"{self._prefix}.{name}")
+
+    def progress(self, description: str, total: int):
+        return self._runner.progress(description, total)
+
+
+# -- the run directory ----------------------------------------------------------------------------
 def prepare_run_dir(run_dir: Path, task_id: str, config: Mapping[str, Any], seed: int, resume: bool) -> bool:
     """Checks the run directory before anything is written; returns True if it must be created.
 
@@ -189,92 +199,190 @@ def prepare_run_dir(run_dir: Path, task_id: str, config: Mapping[str, Any], seed
         return True
     if not manifest_file.exists():
         if any(run_dir.iterdir()):
-            raise ConfigError(
-                f"{run_dir} exists and is not a jaxbench run directory (no {MANIFEST}). "
-                "Choose another --out."
-            )
+            raise ConfigError(f"{run_dir} exists and is not a jaxbench run directory (no {MANIFEST}). "
+                              "Choose another --out.")
         return False
     if not resume:
-        raise ConfigError(
-            f"{run_dir} already holds a run. Pass --resume to continue it, or choose another --out."
-        )
+        raise ConfigError(f"{run_dir} already holds a run. Pass --resume to continue it, or choose another --out.")
     manifest = records.read_json(manifest_file)
     recorded = (manifest.get("task_id"), manifest.get("config"), manifest.get("seed"))
     wanted = (task_id, records.to_jsonable(dict(config)), seed)
     if recorded != wanted:
-        diff = _describe_difference(recorded, wanted)
-        raise ConfigError(
-            f"--resume: {run_dir} was started with a different {diff}. Resume with the same "
-            "task, config and seed, or choose another --out."
-        )
+        raise ConfigError(f"--resume: {run_dir} was started with a different {_describe_difference(recorded, wanted)}. "
+                          "Resume with the same task, config and seed, or choose another --out.")
     return False
 
 
 def _describe_difference(recorded: tuple, wanted: tuple) -> str:
-    names = ("task id", "config", "seed")
     parts = []
-    for name, a, b in zip(names, recorded, wanted):
-        if a != b:
-            if name == "config" and isinstance(a, dict) and isinstance(b, dict):
-                keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-                parts.append(f"config ({', '.join(f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in keys)})")
-            else:
-                parts.append(f"{name} ({a!r} -> {b!r})")
+    for name, a, b in zip(("task id", "config", "seed"), recorded, wanted):
+        if a == b:
+            continue
+        if name == "config" and isinstance(a, dict) and isinstance(b, dict):
+            flat_a, flat_b = _flatten(a), _flatten(b)
+            keys = sorted(k for k in set(flat_a) | set(flat_b) if flat_a.get(k) != flat_b.get(k))
+            parts.append(f"config ({', '.join(f'{k}: {flat_a.get(k)!r} -> {flat_b.get(k)!r}' for k in keys)})")
+        else:
+            parts.append(f"{name} ({a!r} -> {b!r})")
     return "; ".join(parts)
 
 
-def execute(task, run_dir: str | Path, seed: int = 0, *, resume: bool = False, progress: bool = True,
-            data: str | Path | None = None, log: Callable[[str], None] = print,
-            studies: Sequence[str] = ()) -> Run:
-    """Runs ``task.pipeline``, then the named ``studies``, in ``run_dir``; writes the report.
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
-    The manifest is written before and after. If the pipeline fails with a
-    :class:`JaxbenchError` before any stage finished, a directory created by this call is
-    removed, so bad input never leaves a half-written run directory. Studies run after the
-    pipeline in the same process and reuse its stages; each saves ``studies/<name>/``.
+
+def _data_checksums(task: Task, data: Any, path: Path | None) -> dict[str, str]:
+    """sha256 of the data's arrays, and of every file ``load`` read."""
+    leaves = jax.tree_util.tree_flatten_with_path(data)[0]
+    sums = {"data": records.sha256_arrays({jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves})}
+    if path is not None:
+        files = task.data_files(path) if task.data_files is not None else ([path] if path.is_file() else [])
+        sums.update({str(f): records.sha256_file(f) for f in files})
+    return sums
+
+
+def flat_arrays(tree: Any) -> dict[str, np.ndarray]:
+    """A pytree's leaves by dotted key path (``mu_true``, ``train.x``, dict key ``hist``), for zarr arrays."""
+    return {jax.tree_util.keystr(p, simple=True, separator=".") or "value": np.asarray(v)
+            for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def check_per_sample(per_sample: Mapping[str, Any], n: int, task_id: str) -> dict[str, np.ndarray]:
+    """Per-sample metrics as numpy ``(N,)`` arrays, or a ConfigError naming the metric."""
+    out = {}
+    for name, value in per_sample.items():
+        array = np.asarray(value)
+        if array.shape != (n,):
+            raise ConfigError(f"{task_id}: per_sample_metrics['{name}'] has shape {array.shape}; every per-sample "
+                              f"metric must be ({n},), one value per item.")
+        out[name] = array
+    return out
+
+
+def run_pipeline(task: Task, runner: Runner, key: jax.Array, data_path: Path | None) -> RunView:
+    """Every stage of ``task`` through ``runner``: the results as a :class:`RunView`."""
+    config = task.config
+
+    def make_data():
+        if data_path is None:
+            return task.generate(stream_key(key, "data"), config)
+        return task.load(data_path, stream_key(key, "data"), config)
+
+    data = runner.stage("data", make_data)
+    params = task.fit(stream_key(key, "fit"), data, config, runner.stages("fit"))
+    items = runner.stage("conditions", lambda: task.conditions(stream_key(key, "conditions"), data, config))
+    shared = task.prepare(params, data, config)
+    outputs = runner.sweep(task.evaluate, shared, items, stream_key(key, "evaluate"), chunk_size=task.chunk_size,
+                           unit="evaluate", description=f"{task.id}: evaluate")
+    n = int(jax.tree.leaves(items)[0].shape[0])
+    per_sample = check_per_sample(task.per_sample_metrics(outputs, items), n, task.id)
+    metrics = runner.stage("score", lambda: task.score(per_sample, outputs, items, stream_key(key, "score")))
+    metrics = records.to_jsonable(metrics)
+    features = {k: np.asarray(v) for k, v in task.features(items, data).items()}
+    view = RunView(config, "generated" if data_path is None else str(data_path), data, params, items, outputs,
+                   per_sample, features, metrics, runner.run_dir)
+    return view, shared
+
+
+def _write_results(task: Task, runner: Runner, view: RunView) -> None:
+    from jaxbench.report import render_table_text
+
+    records.write_arrays(runner.path("arrays", "per_sample"), view.per_sample)
+    records.write_arrays(runner.path("arrays", "items"), flat_arrays(view.items))
+    records.write_arrays(runner.path("arrays", "outputs"), flat_arrays(view.outputs))
+    records.atomic_write_json(runner.path("metrics.json"), view.metrics)
+    records.atomic_write_text(runner.path("summary.txt"), render_table_text(task.summary(view.metrics)))
+    for name, content in (task.files(view.metrics) if task.files is not None else {}).items():
+        records.atomic_write_json(runner.path(name), content)
+
+
+def study_context(task: Task, runner: Runner, view: RunView, shared: Any, key: jax.Array, name: str) -> Any:
+    """The :class:`~jaxbench.studies.StudyContext` of study ``name``."""
+    from jaxbench.studies import StudyContext
+
+    def map_fn(fn, shared_, items, key_, *, unit=None, description=None):
+        return runner.sweep(fn, shared_, items, key_, chunk_size=task.chunk_size,
+                            unit=None if unit is None else f"study.{unit}", description=description)
+
+    return StudyContext(name, task, view.data, view.params, view.items, view.outputs, shared, view.per_sample,
+                        view.features, stream_key(key, f"study/{name}"), runner.stages("study"), map_fn, runner.log,
+                        stream_key(key, "study"))
+
+
+def run_studies(task: Task, runner: Runner, view: RunView, shared: Any, key: jax.Array, names: Sequence[str]) -> None:
+    """Runs each named study of ``task`` and saves it under ``studies/<name>/``."""
+    import dataclasses
+
+    from jaxbench.studies import save
+
+    for name in names:
+        start = time.perf_counter()
+        result = task.studies[name].run(study_context(task, runner, view, shared, key, name))
+        if result.study != name:
+            result = dataclasses.replace(result, study=name)
+        save(result, runner.path("studies", name))
+        runner.timings[f"study.{name}"] = time.perf_counter() - start
+        runner.log(f"[study] {name}: {len(result.rows)} rows, {runner.timings[f'study.{name}']:.1f} s")
+
+
+def execute(task: Task, run_dir: str | Path, seed: int = 0, *, resume: bool = False, progress: bool = True,
+            data: str | Path | None = None, log: Callable[[str], None] = print, studies: Sequence[str] = (),
+            preset: str = "default", mesh: jax.sharding.Mesh | None = None) -> RunView:
+    """Runs ``task`` in ``run_dir``, then the named ``studies``; writes the report.
+
+    If a stage fails with a :class:`JaxbenchError` before any stage finished, a directory
+    created by this call is removed, so bad input never leaves a half-written run directory.
     """
-    from jaxbench.studies import resolve_names, run_studies
+    from jaxbench.studies import resolve_names
 
-    studies = resolve_names(studies, tuple(task.studies), task.id)
+    names = resolve_names(studies, tuple(task.studies), task.id)
     run_dir = Path(run_dir)
-    created = prepare_run_dir(run_dir, task.id, task.config, seed, resume)
-    run = Run(run_dir, task.id, task.config, seed, resume=resume, progress=progress, log=log, data_path=data)
+    config_record = configs.to_dict(task.config)
+    created = prepare_run_dir(run_dir, task.id, config_record, seed, resume)
+    runner = Runner(run_dir, resume=resume, progress=progress, log=log, mesh=mesh)
+    data_path = None if data is None else Path(data)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    key = root_key(seed)
     manifest = {
-        "task_id": task.id,
-        "config": records.to_jsonable(dict(task.config)),
-        "seed": seed,
-        "key": f"jax.random.key({seed})",
-        "data": str(data) if data is not None else "generated",
-        "studies": list(studies),
-        "status": "running",
+        "task_id": task.id, "preset": preset, "config": config_record, "seed": seed,
+        "key": f"jax.random.key({seed}); streams fold_in(key, sha256(name)[:4] & 0x7fffffff)",
+        "data": "generated" if data_path is None else str(data_path), "studies": list(names), "status": "running",
         "environment": records.environment_record(),
     }
     records.atomic_write_json(run_dir / MANIFEST, manifest)
     try:
-        metrics = task.pipeline(run)
+        view, shared = run_pipeline(task, runner, key, data_path)
     except JaxbenchError:
-        if created and not any(run.path("stages").glob("**/*.npz")):
+        if created and not any(runner.path("stages").glob("**/*.npz")):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    records.atomic_write_json(run_dir / "metrics.json", metrics)
-    run_studies(task, run, studies)
-    manifest.update(
-        status="complete",
-        wall_time_s=time.time() - started,
-        timings_s=run.timings,
-        data_checksums=run.data_checksums,
-    )
+    _write_results(task, runner, view)
+    run_studies(task, runner, view, shared, key, names)
+    manifest.update(status="complete", wall_time_s=time.time() - started, timings_s=runner.timings,
+                    data_checksums=_data_checksums(task, view.data, data_path))
     records.atomic_write_json(run_dir / MANIFEST, manifest)
-    write_run_report(task, run_dir, manifest)
-    return run
+    write_run_report(task, view, manifest)
+    return view
 
 
-def write_run_report(task, run_dir: Path, manifest: Mapping[str, Any]) -> Path:
-    """``report.html``: the task's sections, then a section per study found in ``run_dir``."""
-    from jaxbench.report import write_report
+def reload(task: Task, run_dir: str | Path, seed: int, data: str | None) -> RunView:
+    """A finished run's results from its checkpoints, computing nothing (``jaxbench report``)."""
+    runner = Runner(run_dir, progress=False, log=lambda s: None, load_only=True)
+    return run_pipeline(task, runner, root_key(seed), None if data in (None, "generated") else Path(data))[0]
+
+
+def write_run_report(task: Task, view: RunView, manifest: Mapping[str, Any]) -> Path:
+    """``report.html``: the summary table, the task's sections, then a section per saved study."""
+    from jaxbench.report import ReportSection, write_report
     from jaxbench.studies import study_sections
 
-    sections = [*task.report_sections(run_dir), *study_sections(run_dir)]
-    return write_report(run_dir, f"jaxbench report: {task.id}", sections, manifest)
+    headline = ReportSection("Scores", text="", tables=(task.summary(view.metrics),))
+    sections = [headline, *task.report(view), *study_sections(view.directory, task.studies)]
+    return write_report(view.directory, f"jaxbench report: {task.id}", sections, manifest)

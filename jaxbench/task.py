@@ -1,17 +1,162 @@
-"""The Task protocol: a benchmark is data plus pure functions plus objective criteria.
+"""The Task: a benchmark as data plus pure functions that the runner calls, field by field.
 
-A :class:`Task` owns no mutable state. Everything random takes a ``jax.random`` key first; the
-data-side conditions of a study (signal strength, nuisances, window, angle, sample size) are a
-pytree separate from the model's ``params``, so a sweep is a ``vmap`` axis over conditions.
+A :class:`Task` owns no mutable state. The runner (:mod:`jaxbench.runner`) owns the run
+directory, the named key streams, checkpoints and sharding, and calls the fields in this order::
+
+    data     = generate(key["data"], config)            or load(path, key["data"], config)
+    params   = fit(key["fit"], data, config, stage)
+    items    = conditions(key["conditions"], data, config)     # leading axis N
+    shared   = prepare(params, data, config)                   # replicated on the mesh
+    outputs  = evaluate(shared, items[chunk], keys[chunk])     # sharded, chunked, resumable
+    per_sample = per_sample_metrics(outputs, items)            # {name: (N,)}
+    metrics  = score(per_sample, outputs, items, key["score"])
+    summary(metrics), files(metrics), report(view), studies[name].run(context)
+
+Each field is typed by a ``Protocol`` whose docstring is its contract, so a new task can be
+written from this file alone (see ``docs/adding_a_task.md`` and ``tasks/oscillator``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-Config = Mapping[str, Any]
+if TYPE_CHECKING:
+    import jax
+
+    from jaxbench.report import ReportSection, Table
+    from jaxbench.studies.context import Study
+
+Array = Any  # a jax or numpy array
+PyTree = Any
+Config = TypeVar("Config")
+Data = TypeVar("Data")
+T = TypeVar("T")
+
+
+class Stage(Protocol):
+    """Checkpointed units inside ``fit`` (and studies); the runner provides it."""
+
+    def __call__(self, name: str, fn: Callable[[], T]) -> T:
+        """``fn()`` once: its pytree of arrays (dicts, lists, NamedTuples) is saved under ``name``
+        and, on ``--resume``, loaded instead of recomputed."""
+
+    def directory(self, name: str) -> Path:
+        """A directory of the run for a unit with its own checkpoints (an orbax-trained model)."""
+
+    def progress(self, description: str, total: int) -> Callable[..., None]:
+        """A progress bar; call the result once per finished step (keyword ``info=`` for a note)."""
+
+
+class Generate(Protocol):
+    def __call__(self, key: jax.Array, config: Any) -> Any:
+        """The embedded simulator: a data set from ``key`` (the ``data`` stream).
+
+        Returns the task's ``Data`` pytree (NamedTuples of arrays), the same type ``load`` returns,
+        so every stage and study runs on either source. Same key, same data.
+        """
+
+
+class Load(Protocol):
+    def __call__(self, path: Path, key: jax.Array, config: Any) -> Any:
+        """A file (or folder) in the task's published format as ``Data``; ``key`` for keyed splits.
+
+        Raises ``DataFormatError`` naming the file, the field and the fix on bad input.
+        """
+
+
+class Save(Protocol):
+    def __call__(self, path: Path, data: Any, config: Any) -> Path:
+        """Writes ``data`` in the published format at ``path``; returns what ``load`` should read.
+
+        ``load(save(path, data), key) == data`` for the key that made ``data`` (``check_task``).
+        """
+
+
+class Fit(Protocol):
+    def __call__(self, key: jax.Array, data: Any, config: Any, stage: Stage) -> Any:
+        """The reference model's parameters (``Params``), trained on the training part of ``data``.
+
+        Expensive units go through ``stage`` so a resumed run loads them; the runner calls ``fit``
+        again on resume, which must then only load.
+        """
+
+
+class Conditions(Protocol):
+    def __call__(self, key: jax.Array, data: Any, config: Any) -> Any:
+        """The evaluation items: a pytree whose leaves share a leading axis ``N`` (pseudo-experiments,
+        test frames, jets, nowcast events). Data-side knobs live here, not in ``Params``."""
+
+
+class Prepare(Protocol):
+    def __call__(self, params: Any, data: Any, config: Any) -> Any:
+        """``Shared``: everything ``evaluate`` reads besides the items, built once and replicated on
+        every device (event pools, templates, model parameters as arrays)."""
+
+
+class Evaluate(Protocol):
+    def __call__(self, shared: Any, items: Any, keys: jax.Array) -> Any:
+        """Outputs for a batch of items (jit-compatible, items independent).
+
+        Args:
+          shared: from ``prepare``.
+          items: a slice of ``conditions`` with leading axis ``B``.
+          keys: ``(B,)`` typed keys, ``fold_in(evaluate_key, global_index)``: results do not depend
+            on the chunk size or the device count.
+        Returns: a pytree of arrays with leading axis ``B``.
+        """
+
+
+class PerSampleMetrics(Protocol):
+    def __call__(self, outputs: Any, items: Any) -> dict[str, Array]:
+        """One value per item: ``{name: (N,) array}`` (units in the name); aggregation is ``score``."""
+
+
+class Score(Protocol):
+    def __call__(self, per_sample: Mapping[str, Array], outputs: Any, items: Any, key: jax.Array
+                 ) -> dict[str, Any]:
+        """The named aggregation: JSON-able metrics (``metrics.json``); ``key`` for bootstraps."""
+
+
+class Features(Protocol):
+    def __call__(self, items: Any, data: Any) -> dict[str, Array]:
+        """Per-item descriptors ``{name: (N,)}`` that generic breakdowns and correlations use."""
+
+
+class Summary(Protocol):
+    def __call__(self, metrics: Mapping[str, Any]) -> Table:
+        """The headline table (``summary.txt``, the first report section)."""
+
+
+class Files(Protocol):
+    def __call__(self, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Task files written beside ``metrics.json``: ``{file name: JSON-able object}``."""
+
+
+class Report(Protocol):
+    def __call__(self, view: RunView) -> Sequence[ReportSection]:
+        """Plots and tables of a finished run, from the typed in-memory results in ``view``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunView:
+    """What a finished run holds, as the task's own types (reports and studies read it).
+
+    ``source`` is ``"generated"`` or the path of the data file; ``directory`` the run directory.
+    """
+
+    config: Any
+    source: str
+    data: Any
+    params: Any
+    items: Any
+    outputs: Any
+    per_sample: Mapping[str, Array]
+    features: Mapping[str, Array]
+    metrics: Mapping[str, Any]
+    directory: Path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,40 +176,35 @@ class Criterion:
 
 
 @dataclasses.dataclass(frozen=True)
-class Task:
+class Task(Generic[Config]):
     """A benchmark bundle: a data set, objective criteria and a reference implementation.
 
-    Attributes:
-      id: registry id ``name-vN``.
-      config: the resolved configuration (defaults, preset, then user overrides).
-      datacard: what the data are: source, units, sizes, provenance, level of theory.
-      criteria: the objective criteria the benchmark is scored by.
-      generate: ``generate(key, config) -> dataset``: the embedded simulator.
-      load: ``load(path, key, config) -> dataset``: reader of the real published format; it returns
-        the same structure as ``generate`` so every study runs on either source.
-      init: ``init(key, dataset, config) -> params``: the reference model's parameters.
-      apply: ``apply(params, batch, key) -> prediction``: the jit-compatible reference model.
-      per_sample_metrics: ``per_sample_metrics(prediction, batch) -> dict[str, Array]``: one
-        value per sample; aggregation is a separate named step.
-      pipeline: ``pipeline(run) -> dict``: the end-to-end benchmark (train, sweep, score) written
-        against a :class:`jaxbench.runner.Run`, which makes every stage resumable.
-      report_sections: ``report_sections(run_dir) -> list[ReportSection]``: plots and tables.
-      studies: the structural-interpretation studies this task supports: ``{name: adapter}``
-        with ``adapter(run) -> StudyResult`` (names from :data:`jaxbench.studies.CATALOGUE`).
+    Every callable field is called by the runner; their contracts are the Protocols above.
+    ``chunk_size`` is the number of items per checkpointed sweep chunk; ``data_files(path)`` the
+    files ``load`` reads (their sha256 goes into the manifest; default: ``path`` if a file).
     """
 
     id: str
     config: Config
     datacard: Mapping[str, Any]
     criteria: tuple[Criterion, ...]
-    generate: Callable[..., Any]
-    load: Callable[..., Any]
-    init: Callable[..., Any]
-    apply: Callable[..., Any]
-    per_sample_metrics: Callable[..., Mapping[str, Any]]
-    pipeline: Callable[..., Mapping[str, Any]]
-    report_sections: Callable[..., list]
-    studies: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
+    generate: Generate
+    load: Load
+    save: Save
+    fit: Fit
+    conditions: Conditions
+    prepare: Prepare
+    evaluate: Evaluate
+    per_sample_metrics: PerSampleMetrics
+    score: Score
+    features: Features
+    summary: Summary
+    report: Report
+    studies: Mapping[str, Study] = dataclasses.field(default_factory=dict)
+    files: Files | None = None
+    chunk_size: int = 64
+    data_files: Callable[[Path], Sequence[Path]] | None = None
 
-    def replace(self, **changes: Any) -> "Task":
+    def replace(self, **changes: Any) -> Task:
+        """A copy with ``changes`` (dataclasses.replace)."""
         return dataclasses.replace(self, **changes)

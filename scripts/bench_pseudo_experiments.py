@@ -6,8 +6,8 @@ Both ways use the same event pool, classifier, templates and PE conditions (mu_t
              (np.repeat), systematics and derived features on the rows (vectorised numpy,
              float64, as the challenge's pandas code does), the classifier forward pass (numpy),
              np.histogram, and an iminuit MIGRAD + MINOS fit of the same profile likelihood;
-  jaxbench:  the task's PE kernel (``make_pe_fn``) on the pool prepared once
-             (``with_prepared_pool``: what no nuisance changes, sorted and cut in blocks): per
+  jaxbench:  the task's ``evaluate`` (``estimator.make_pe_fn``) through the runner's sweep, on the
+             pool prepared once (``prepare``: what no nuisance changes, sorted and cut in blocks): per
              PE, Poisson counts over the fixed pool (never materialised rows), then block by
              block the systematics from the invariants, classifier and soft histogram, and the
              two profile fits; jitted, lax.map over the PEs of a device, sharded over devices.
@@ -126,9 +126,8 @@ def reference_pe(pool, met_noise, params, model, mu_true, nu_true, rng) -> tuple
     """One PE the reference way; returns (mu_hat, p16, p84)."""
     from iminuit import Minuit
 
-    from jaxbench.tasks.fair_universe.templates import ALPHA_CENTER, ALPHA_SIGMA
-
     from jaxbench.tasks.fair_universe.schema import DIBOSON, SIGNAL, TTBAR
+    from jaxbench.tasks.fair_universe.templates import ALPHA_CENTER, ALPHA_SIGMA
 
     pri, weights, process = (np.asarray(a) for a in pool)
     _, _, _, ttbar_scale, diboson_scale, bkg_scale = (float(v) for v in nu_true)
@@ -166,14 +165,20 @@ def stage_table(pool, met_noise, params, templates, hidden, max_rate, n_pe: int 
 
     from jaxbench.kernels.likelihood import make_profile_fit
     from jaxbench.tasks.fair_universe import schema
-    from jaxbench.tasks.fair_universe.classifier import make_score_fn
+    from jaxbench.tasks.fair_universe.classifier import classifier_score
+    from jaxbench.tasks.fair_universe.estimator import CROSSING_STEPS, NEWTON_STEPS
     from jaxbench.tasks.fair_universe.pseudo_experiments import draw_counts, had_pt_order, prepare_pool
     from jaxbench.tasks.fair_universe.systematics import apply_systematics, shifted_features
-    from jaxbench.tasks.fair_universe.task import CROSSING_STEPS, NEWTON_STEPS
     from jaxbench.tasks.fair_universe.templates import (
-        ALPHA_CENTER, ALPHA_SIGMA, TemplateModel, event_features, expected_counts, soft_histogram)
+        ALPHA_CENTER,
+        ALPHA_SIGMA,
+        TemplateModel,
+        event_features,
+        expected_counts,
+        soft_histogram,
+    )
 
-    score = make_score_fn(hidden)
+    score = classifier_score
     nu = jnp.asarray(schema.NOMINAL_NUISANCES).at[2].set(1.0)
     keys = jax.random.split(jax.random.key(7), n_pe)
     model = TemplateModel(**templates)
@@ -241,47 +246,35 @@ def main() -> None:
     import jax
 
     import jaxbench
-    from jaxbench.runner import Run
-    from jaxbench.sharding import batch_mesh, pad_to_multiple, replicate, shard_batched
-    from jaxbench.tasks.fair_universe import task as fu
-    from jaxbench.tasks.fair_universe.classifier import make_score_fn
-    from jaxbench.tasks.fair_universe.pseudo_experiments import max_event_rate, pool_met_noise
+    from jaxbench.runner import Runner
 
     pool_events = tuple(int(v) for v in args.pool.split(","))
-    task = jaxbench.make("fair_universe-v0", quick=True, pool_events=pool_events, epochs=3)
+    n_per_mu = -(-max(args.jax_pes, args.reference_pes) // 10)
+    task = jaxbench.make("fair_universe-v0", "quick", pool_events=pool_events, epochs=3, n_pe_per_mu=n_per_mu)
     config = task.config
     key = jax.random.key(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        # The same data, classifier and templates as the pipeline (estimator quality does not change timings).
-        run = Run(tmp, task.id, config, args.seed, progress=False, log=lambda s: None)
-        data = run.stage("data", lambda: fu.generate_data(jax.random.fold_in(key, 0), config))
-        estimator = fu.prepare_estimator(run, data)
-    pool = fu.as_pool(data["pool"])
-    params, templates = estimator["params"], estimator["templates"]
-    conditions = fu.pe_conditions(jax.random.fold_in(key, 3), {**config, "n_pe_per_mu": -(-max(args.jax_pes, args.reference_pes) // 10)})
-    n_bins = int(config["n_bins"])
-    pe_fn = fu.make_pe_fn(make_score_fn(tuple(config["hidden"])), n_bins, max_event_rate(pool, max(config["mu_values"])))
-    met_noise = pool_met_noise(jax.random.fold_in(key, 5), pool)
-    # The pool is prepared once (invariants, sorted blocks), as for any sweep over it; not timed.
-    shared = fu.with_prepared_pool({**pool._asdict(), **templates, "params": params, "key": jax.random.fold_in(key, 2),
-                                    "met_noise": met_noise})
-
-
-    mesh = batch_mesh()
-    sharded = shard_batched(pe_fn, mesh)
-    shared = replicate(shared, mesh)
-    chunk = mesh.size * args.per_device
-    n_jax = args.jax_pes // chunk * chunk
-    batch = {k: np.asarray(v)[:n_jax] for k, v in conditions.items()}
-    first = {k: v[:chunk] for k, v in batch.items()}
-    t0 = time.perf_counter()
-    jax.block_until_ready(sharded(shared, first))
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for lo in range(0, n_jax, chunk):
-        piece, _ = pad_to_multiple({k: v[lo:lo + chunk] for k, v in batch.items()}, mesh.size)
-        jax.block_until_ready(sharded(shared, piece))
-    jax_s = time.perf_counter() - t0
+        # The same data, classifier and templates as a run (estimator quality does not change timings).
+        runner = Runner(tmp, progress=False, log=lambda s: None)
+        data = task.generate(jax.random.fold_in(key, 0), config)
+        params = task.fit(jax.random.fold_in(key, 1), data, config, runner.stages("fit"))
+        pool, met_noise, templates = data.pool, data.met_noise, params.templates._asdict()
+        conditions = task.conditions(jax.random.fold_in(key, 3), data, config)
+        n_bins = config.analysis.n_bins
+        # The pool is prepared once (invariants, sorted blocks), as in every run; not timed.
+        shared = task.prepare(params, data, config)
+        chunk = runner.mesh.size * args.per_device
+        n_jax = args.jax_pes // chunk * chunk
+        batch = jax.tree.map(lambda v: np.asarray(v)[:n_jax], conditions)
+        # The runner's own sweep (sharded over every device, per-PE keys by index), chunk by chunk.
+        t0 = time.perf_counter()
+        runner.sweep(task.evaluate, shared, jax.tree.map(lambda v: v[:chunk], batch), key, chunk_size=chunk)
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        runner.sweep(task.evaluate, shared, batch, key, chunk_size=chunk)
+        jax_s = time.perf_counter() - t0
+        params = params.classifier
+    conditions = conditions._asdict()
 
     rng = np.random.default_rng(args.seed)
     np_params = jax.tree.map(np.asarray, params)
@@ -294,13 +287,12 @@ def main() -> None:
 
     ref_rate, jax_rate = args.reference_pes / ref_s, n_jax / jax_s
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, jax devices: {len(jax.devices())} x "
-          f"{jax.devices()[0].platform}; pool {pool.num_events} events; {n_bins} bins; classifier {config['hidden']}")
+          f"{jax.devices()[0].platform}; pool {pool.num_events} events; {n_bins} bins; classifier {config.classifier.hidden}")
     print(f"{'way':52s} {'PEs':>6s} {'seconds':>9s} {'PEs/s':>9s} {'ratio':>7s}")
     print(f"{'reference: numpy rows + iminuit MIGRAD/MINOS, 1 PE at a time':52s} {args.reference_pes:6d} {ref_s:9.2f} {ref_rate:9.2f} {1.0:7.1f}")
     print(f"{'jaxbench: counts over the pool, jit+lax.map+shard':52s} {n_jax:6d} {jax_s:9.2f} {jax_rate:9.2f} {jax_rate / ref_rate:7.1f}")
     if args.stages:
-        stage_table(pool, met_noise, params, templates, tuple(config["hidden"]),
-                    max_event_rate(pool, max(config["mu_values"])))
+        stage_table(pool, met_noise, params, templates, config.classifier.hidden, shared.max_rate)
     print(f"(jaxbench compile time, once: {compile_s:.1f} s, not included; the reference fits the profiled "
           "likelihood only, jaxbench fits both the profiled and the statistical-only one)")
 

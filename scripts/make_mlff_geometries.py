@@ -147,9 +147,10 @@ def render(entries: dict[str, dict], tblite_version: str, ase_version: str, fmax
 
 
 def main() -> None:
+    from importlib.metadata import version
+
     import ase
     import tblite  # noqa: F401  (version below)
-    from importlib.metadata import version
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conformers", type=int, default=30, help="RDKit conformers per molecule")

@@ -8,8 +8,10 @@ register(
     entry_point="jaxbench.tasks.fair_universe.task:make_task",
     summary="HEP uncertainty quantification: 68.27% interval on the Higgs signal strength mu "
     "under six systematics (FAIR Universe HiggsML Uncertainty Challenge), scored by the coverage score.",
-    default_config=fair_universe_config.DEFAULT_CONFIG,
-    quick_config=fair_universe_config.QUICK_CONFIG,
+    config=fair_universe_config.DEFAULT,
+    presets={"quick": fair_universe_config.QUICK, "tiny": fair_universe_config.TINY},
+    criteria=fair_universe_config.CRITERIA,
+    datacard=fair_universe_config.datacard,
     studies=fair_universe_config.STUDIES,
 )
 
@@ -20,7 +22,16 @@ register(
     entry_point="jaxbench.tasks.mlff.task:make_task",
     summary="Machine-learning force field: NequIP (e3nn-jax) on a time-ordered MD trajectory of aspirin "
     "(GFN2-xTB generated, or rMD17 via --data), tested on the trajectory's last 10%; energy/force MAE in meV.",
-    default_config=mlff_config.DEFAULT_CONFIG,
-    quick_config=mlff_config.QUICK_CONFIG,
+    config=mlff_config.DEFAULT,
+    presets={"quick": mlff_config.QUICK, "tiny": mlff_config.TINY},
+    criteria=mlff_config.CRITERIA,
+    datacard=mlff_config.datacard,
     studies=mlff_config.STUDIES,
 )
+
+from jaxbench.tasks.oscillator import config as oscillator_config  # noqa: E402
+
+register("oscillator-v0", "jaxbench.tasks.oscillator.task:make_task", "Example task: a damped harmonic oscillator's "
+         "natural frequency and damping ratio from noisy x(t), by least squares.", oscillator_config.DEFAULT,
+         {"quick": oscillator_config.QUICK, "tiny": oscillator_config.TINY}, criteria=oscillator_config.CRITERIA,
+         datacard=oscillator_config.datacard, studies=oscillator_config.STUDIES)

@@ -6,11 +6,11 @@ A study never knows which task it serves. It receives what it needs as functions
   ``train_eval(key, train_idx, ...) -> {metric: scalar}`` and a ``stage(name, fn)`` hook; a
   :class:`jaxbench.runner.Run` passes ``run.stage`` so every trained unit is checkpointed and
   ``--resume`` continues an interrupted study (the default hook just calls ``fn()``);
-* studies that *probe* a trained model (rotation scan, equivariance, stability) take the model
+* studies that *probe* a trained model (rotation scan, stability) take the model
   as a function of the probe (an angle, a transformed input, a key);
-* studies that *reduce* (frame slices, trends, centroids, active area, cumulative, breakdown,
-  correlation) take per-sample arrays and reduce them with the jitted kernels of
-  :mod:`jaxbench.kernels.stats`.
+* studies that *reduce* (breakdown, correlation) take per-sample arrays and reduce them with the
+  jitted kernels of :mod:`jaxbench.kernels.stats`; the field studies of forecasts over lead time
+  (frame slices, trends, centroids, active area, cumulative) live in :mod:`jaxbench.kernels.fields`.
 
 Each returns a :class:`~jaxbench.studies.table.StudyResult` whose ``summary`` states the
 answer in numbers (a fitted trend, a range, a delta), not only a plot.
@@ -18,7 +18,6 @@ answer in numbers (a fitted trend, a range, a delta), not only a plot.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,7 +39,7 @@ def direct(name: str, fn: Callable[[], Any]) -> Any:
     return fn()
 
 
-def _scalars(values: Metrics, where: str) -> dict[str, float]:
+def scalars(values: Metrics, where: str) -> dict[str, float]:
     """Scalar metrics as floats, in name order (a checkpointed unit reloads in the same order)."""
     out = {}
     for name, value in sorted(values.items()):
@@ -51,7 +50,7 @@ def _scalars(values: Metrics, where: str) -> dict[str, float]:
     return out
 
 
-def _fit_summary(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def fit_summary(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     fit = stats.linear_fit(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
     return {k: float(v) for k, v in fit._asdict().items()}
 
@@ -94,14 +93,14 @@ def sample_efficiency(
             per_seed = [stage(f"n{n}_s{s}", lambda k=k, idx=idx: dict(train_eval(k, idx)))
                         for s, k, idx in zip(seeds, keys, subsets)]
         for s, values in zip(seeds, per_seed):
-            rows += make_rows("", f"n={n}", n, s, _scalars(values, f"sample_efficiency n={n}"), support=n)
+            rows += make_rows("", f"n={n}", n, s, scalars(values, f"sample_efficiency n={n}"), support=n)
     result = StudyResult("sample_efficiency", tuple(rows))
     summary = {}
     for metric in result.metrics():
         n, v = result.column("x", metric), result.column("value", metric)
-        entry = {"loglinear": _fit_summary(np.log10(n), v)}
+        entry = {"loglinear": fit_summary(np.log10(n), v)}
         if np.all(v > 0):
-            entry["power_law"] = _fit_summary(np.log(n), np.log(v))
+            entry["power_law"] = fit_summary(np.log(n), np.log(v))
         summary[metric] = entry
     return StudyResult("sample_efficiency", tuple(rows), {"sizes": sizes, "seeds": list(seeds), "fits": summary})
 
@@ -153,7 +152,7 @@ def time_window_grid(
         name = f"w{start:g}_{width:g}"
         values = stage(name, lambda k=jax.random.fold_in(key, len(rows)), t=train: dict(train_eval(k, t, test)))
         label = f"[{start:g}, {start + width:g})"
-        rows += make_rows(f"start={start:g}", label, width, 0, _scalars(values, f"window {label}"), support=len(train))
+        rows += make_rows(f"start={start:g}", label, width, 0, scalars(values, f"window {label}"), support=len(train))
     result = StudyResult("time_window_grid", tuple(rows))
     metric = rank_by or result.metrics()[0]
     ranked = sorted(result.select(metric), key=lambda r: r.value, reverse=higher_is_better)
@@ -162,53 +161,6 @@ def time_window_grid(
     summary = {"ranked_by": metric, "ranking": [[r.slice, r.value] for r in ranked],
                "test_window": [int(test[0]), int(test[-1]) + 1], "skipped": skipped}
     return StudyResult("time_window_grid", tuple(rows), summary)
-
-
-# -- 3. time-frame slices -------------------------------------------------------------------------
-def frame_slices(per_sample: Mapping[str, Any], lead_times: Sequence[float]) -> StudyResult:
-    """Mean, standard error and support of per-sample metrics (S, T) per lead time (NaNs skipped)."""
-    rows: list[Row] = []
-    summary = {}
-    for metric, values in per_sample.items():
-        values = jnp.asarray(values, jnp.float32)
-        s, t = values.shape
-        if t != len(lead_times):
-            raise ValueError(f"frame_slices: '{metric}' has {t} frames for {len(lead_times)} lead times.")
-        frame = jnp.broadcast_to(jnp.arange(t)[None, :], (s, t))
-        valid = ~jnp.isnan(values)
-        g = stats.group_stats(jnp.where(valid, values, 0.0).ravel(), jnp.where(valid, frame, -1).ravel(), t)
-        for i, lead in enumerate(lead_times):
-            rows.append(Row("", f"t={lead:g}", float(lead), 0, metric, float(g.mean[i]), float(g.sem[i]),
-                            int(g.count[i])))
-        summary[metric] = _fit_summary(np.asarray(lead_times, float), np.asarray(g.mean))
-    return StudyResult("frame_slices", tuple(rows), {"trend_vs_lead_time": summary})
-
-
-# -- 4. differential trend ------------------------------------------------------------------------
-def differential_trend(prediction: Any, truth: Any, start: Any, lead_times: Sequence[float]) -> StudyResult:
-    """Predicted vs true change from the common start frame, per lead time.
-
-    ``prediction`` and ``truth`` are (S, T, ...) and ``start`` (S, ...) the last observed frame;
-    trailing (spatial) axes are averaged, so each sample and frame has one change
-    delta = mean(field_t) - mean(start). Per lead time: the slope and Pearson r of predicted vs
-    true change and the fraction of samples whose changes have the same sign (sign agreement).
-    """
-    prediction, truth, start = (jnp.asarray(a, jnp.float32) for a in (prediction, truth, start))
-    axes = tuple(range(2, prediction.ndim))
-    base = jnp.mean(start, axis=tuple(range(1, start.ndim))) if start.ndim > 1 else start
-    d_pred = (jnp.mean(prediction, axis=axes) if axes else prediction) - base[:, None]
-    d_true = (jnp.mean(truth, axis=axes) if axes else truth) - base[:, None]
-    rows: list[Row] = []
-    s = d_pred.shape[0]
-    for i, lead in enumerate(lead_times):
-        fit = stats.linear_fit(d_true[:, i], d_pred[:, i])
-        agree = jnp.mean((jnp.sign(d_pred[:, i]) == jnp.sign(d_true[:, i])).astype(jnp.float32))
-        values = {"slope": fit.slope, "pearson": stats.pearson(d_true[:, i], d_pred[:, i]), "sign_agreement": agree}
-        rows += make_rows("", f"t={lead:g}", lead, 0, _scalars(values, "differential_trend"), support=s,
-                          errors={"slope": fit.slope_err})
-    return StudyResult("differential_trend", tuple(rows), {},
-                       {"delta_true": np.asarray(d_true), "delta_pred": np.asarray(d_pred),
-                        "lead_times": np.asarray(lead_times, float)})
 
 
 # -- 5. rotational invariance ---------------------------------------------------------------------
@@ -237,7 +189,7 @@ def rotation_scan(evaluate: Callable[[float], Metrics], angles: Sequence[float],
     rows: list[Row] = []
     for i, angle in enumerate(angles):
         values = stage(f"a{i}", lambda a=float(angle): dict(evaluate(a)))
-        rows += make_rows("", f"{angle:g} {unit}", angle, 0, _scalars(values, f"angle {angle}"))
+        rows += make_rows("", f"{angle:g} {unit}", angle, 0, scalars(values, f"angle {angle}"))
     result = StudyResult("rotation_scan", tuple(rows))
     summary = {}
     for metric in result.metrics():
@@ -245,170 +197,6 @@ def rotation_scan(evaluate: Callable[[float], Metrics], angles: Sequence[float],
         summary[metric] = {"max": float(v.max()), "min": float(v.min()), "delta": float(v.max() - v.min()),
                            "argmax": float(a[v.argmax()]), "argmin": float(a[v.argmin()])}
     return StudyResult("rotation_scan", tuple(rows), {"unit": unit, "metrics": summary})
-
-
-# -- 6. equivariance test -------------------------------------------------------------------------
-def random_rotation(key: jax.Array, dtype=jnp.float32) -> jax.Array:
-    """A uniformly random proper rotation (3x3, det +1): QR of a Gaussian matrix, signs fixed."""
-    q, r = jnp.linalg.qr(jax.random.normal(key, (3, 3), dtype))
-    q = q * jnp.sign(jnp.diag(r))[None, :]
-    return q * jnp.where(jnp.linalg.det(q) < 0, -1.0, 1.0).astype(dtype)
-
-
-def species_permutation(key: jax.Array, species: np.ndarray) -> np.ndarray:
-    """A random permutation of atom indices that only swaps atoms of the same species."""
-    species = np.asarray(species)
-    perm = np.arange(species.shape[0])
-    for i, z in enumerate(np.unique(species)):
-        where = np.flatnonzero(species == z)
-        perm[where] = where[np.asarray(jax.random.permutation(jax.random.fold_in(key, i), where.shape[0]))]
-    return perm
-
-
-def equivariance_test(
-    energy_forces: Callable[[jax.Array], tuple[jax.Array, jax.Array]],
-    positions: Any,
-    species: Any,
-    key: jax.Array,
-    n_trials: int = 8,
-    translation_scale: float = 1.0,
-) -> StudyResult:
-    """Energy invariance and force equivariance under rotations, translations and permutations.
-
-    ``energy_forces(positions (B, N, 3)) -> (E (B,), F (B, N, 3))``. For each trial a random
-    rotation R, translation t and same-species permutation P: E(P(x R^T + t)) must equal E(x) and
-    F(P(x R^T + t)) must equal P(F(x) R^T). Errors: max absolute, and relative to the largest
-    |E| / |F| of the untransformed input, per transformation kind and for all three combined.
-    """
-    positions = jnp.asarray(positions)
-    species = np.asarray(species)
-    e0, f0 = energy_forces(positions)
-    e_scale = float(jnp.max(jnp.abs(e0))) or 1.0
-    f_scale = float(jnp.max(jnp.abs(f0))) or 1.0
-    worst: dict[str, dict[str, float]] = {}
-    rows: list[Row] = []
-    for trial in range(n_trials):
-        k_rot, k_shift, k_perm = jax.random.split(jax.random.fold_in(key, trial), 3)
-        rot = random_rotation(k_rot, positions.dtype)
-        shift = translation_scale * jax.random.normal(k_shift, (3,), positions.dtype)
-        perm = species_permutation(k_perm, species)
-        identity = np.arange(species.shape[0])
-        cases = {"rotation": (rot, jnp.zeros(3, positions.dtype), identity),
-                 "translation": (jnp.eye(3, dtype=positions.dtype), shift, identity),
-                 "permutation": (jnp.eye(3, dtype=positions.dtype), jnp.zeros(3, positions.dtype), perm),
-                 "all": (rot, shift, perm)}
-        for kind, (r, t, p) in cases.items():
-            e1, f1 = energy_forces((positions @ r.T + t[None, None, :])[:, p])
-            e_err = float(jnp.max(jnp.abs(e1 - e0)))
-            f_err = float(jnp.max(jnp.abs(f1 - (f0 @ r.T)[:, p])))
-            values = {"energy_abs": e_err, "energy_rel": e_err / e_scale, "forces_abs": f_err, "forces_rel": f_err / f_scale}
-            rows += make_rows(kind, f"trial {trial}", trial, trial, values, support=int(positions.shape[0]))
-            entry = worst.setdefault(kind, dict.fromkeys(values, 0.0))
-            for name, v in values.items():
-                entry[name] = max(entry[name], v)
-    return StudyResult("equivariance", tuple(rows), {"max_errors": worst, "n_trials": n_trials})
-
-
-# -- 7. center-of-mass displacement ---------------------------------------------------------------
-def center_of_mass(prediction: Any, truth: Any, lead_times: Sequence[float], pixel_size: float = 1.0) -> StudyResult:
-    """Displacement of the intensity-weighted centroid of prediction from that of truth.
-
-    Fields are (S, T, H, W); displacements (dy, dx, r) in ``pixel_size`` units per sample and
-    lead time are kept in ``arrays``. Rows per lead time: mean dy, mean dx, mean and median r
-    over samples whose two centroids exist (support).
-    """
-    c_pred = stats.centroid(jnp.asarray(prediction, jnp.float32))
-    c_true = stats.centroid(jnp.asarray(truth, jnp.float32))
-    d = np.asarray((c_pred - c_true) * pixel_size)
-    dy, dx = d[..., 0], d[..., 1]
-    r = np.hypot(dy, dx)
-    rows: list[Row] = []
-    for i, lead in enumerate(lead_times):
-        ok = np.isfinite(r[:, i])
-        n = int(ok.sum())
-        if n == 0:
-            continue
-        values = {"dy_mean": dy[ok, i].mean(), "dx_mean": dx[ok, i].mean(), "r_mean": r[ok, i].mean(),
-                  "r_median": np.median(r[ok, i])}
-        rows += make_rows("", f"t={lead:g}", lead, 0, values, support=n,
-                          errors={"r_mean": r[ok, i].std() / math.sqrt(n)})
-    return StudyResult("center_of_mass", tuple(rows), {"pixel_size": pixel_size},
-                       {"dy": dy, "dx": dx, "r": r, "lead_times": np.asarray(lead_times, float)})
-
-
-# -- 8. active-area scoping ------------------------------------------------------------------------
-MASK_MODES = ("observed", "predicted", "union", "intersection")
-
-
-def active_mask(prediction: jax.Array, truth: jax.Array, threshold: float, mode: str) -> jax.Array:
-    """Pixels where the observed / predicted field (or their union / intersection) is >= threshold."""
-    o, p = truth >= threshold, prediction >= threshold
-    masks = {"observed": lambda: o, "predicted": lambda: p, "union": lambda: o | p, "intersection": lambda: o & p}
-    if mode not in masks:
-        raise ConfigError(f"active_area: mode must be one of {MASK_MODES}, got {mode!r}.")
-    return masks[mode]()
-
-
-def active_area(prediction: Any, truth: Any, lead_times: Sequence[float], threshold: float,
-                mode: str = "union") -> StudyResult:
-    """MAE, RMSE and bias of (S, T, H, W) fields restricted to the active mask, per lead time.
-
-    Every masked pixel of every sample counts once; ``support`` is the number of masked pixels
-    (reported also as the 'pixels' metric). Lead times with an empty mask give no row.
-    """
-    prediction, truth = jnp.asarray(prediction, jnp.float32), jnp.asarray(truth, jnp.float32)
-    mask = active_mask(prediction, truth, threshold, mode)
-    err = prediction - truth
-    axes = (0, 2, 3)
-    n = jnp.sum(mask, axis=axes)
-    safe = jnp.maximum(n, 1)
-    mae = jnp.sum(jnp.where(mask, jnp.abs(err), 0.0), axis=axes) / safe
-    rmse = jnp.sqrt(jnp.sum(jnp.where(mask, err**2, 0.0), axis=axes) / safe)
-    bias = jnp.sum(jnp.where(mask, err, 0.0), axis=axes) / safe
-    rows: list[Row] = []
-    for i, lead in enumerate(lead_times):
-        if int(n[i]) == 0:
-            continue
-        values = {"mae": mae[i], "rmse": rmse[i], "bias": bias[i], "pixels": n[i]}
-        rows += make_rows(mode, f"t={lead:g}", lead, 0, _scalars(values, "active_area"), support=int(n[i]))
-    return StudyResult("active_area", tuple(rows), {"threshold": threshold, "mode": mode})
-
-
-# -- 9. cumulative metrics -------------------------------------------------------------------------
-def per_sample_csi(forecast: Any, observed: Any, threshold: float) -> tuple[jax.Array, jax.Array]:
-    """CSI per sample and frame of (S, T, H, W) fields, and the samples whose contingency is
-    non-empty (hits + misses + false alarms > 0) in every frame."""
-    c = stats.contingency(jnp.asarray(forecast), jnp.asarray(observed), threshold, axes=(-2, -1))
-    return c.csi, jnp.all(~jnp.isnan(c.csi), axis=1)
-
-
-def cumulative_metric(per_sample: Any, lead_times: Sequence[float], edges: Sequence[float],
-                      select: Any = None, metric: str = "metric") -> StudyResult:
-    """The distribution of a per-sample metric (S, T) per lead time, as a 2-D histogram.
-
-    ``select`` (S,) bool keeps some samples (e.g. the cumulative CSI keeps those with events in
-    every frame). Rows per lead time and bin: the fraction of selected samples (support: count).
-    ``arrays['histogram']`` is (T, bins) counts; ``summary['cumulative_mean']`` is the mean over
-    selected samples per lead time.
-    """
-    values = jnp.asarray(per_sample, jnp.float32)
-    s, t = values.shape
-    keep = jnp.ones((s,), bool) if select is None else jnp.asarray(select, bool)
-    edges = jnp.asarray(edges, jnp.float32)
-    frame = jnp.broadcast_to(jnp.arange(t, dtype=jnp.float32)[None, :], (s, t))
-    masked = jnp.where(keep[:, None], values, jnp.nan)
-    hist = np.asarray(stats.histogram2d(frame.ravel(), masked.ravel(), jnp.arange(t + 1, dtype=jnp.float32), edges))
-    n_kept = int(jnp.sum(keep))
-    centers = 0.5 * (np.asarray(edges)[1:] + np.asarray(edges)[:-1])
-    rows: list[Row] = []
-    for i, lead in enumerate(lead_times):
-        for b, c in enumerate(centers):
-            rows.append(Row(f"t={lead:g}", f"[{float(edges[b]):g}, {float(edges[b + 1]):g})", float(c), 0,
-                            f"{metric}_fraction", hist[i, b] / max(n_kept, 1), math.nan, int(hist[i, b])))
-    means = np.nanmean(np.asarray(masked), axis=0) if n_kept else np.full(t, np.nan)
-    return StudyResult("cumulative", tuple(rows), {"metric": metric, "selected_samples": n_kept,
-                                                   "cumulative_mean": means.tolist()},
-                       {"histogram": hist, "edges": np.asarray(edges), "lead_times": np.asarray(lead_times, float)})
 
 
 # -- 10. feature out-of-distribution ---------------------------------------------------------------
@@ -469,7 +257,7 @@ def feature_ood(
     for b, (label, d) in enumerate(zip(labels, distances)):
         values = stage(f"{feature}_b{b}", lambda b=b: dict(evaluate(b)))
         n = 0 if support is None else int(support[b])
-        rows += make_rows(feature, label, d, 0, _scalars(values, f"{feature} bin {label}"), support=n)
+        rows += make_rows(feature, label, d, 0, scalars(values, f"{feature} bin {label}"), support=n)
     result = StudyResult("feature_ood", tuple(rows))
     ranges = {}
     for metric, (value, higher) in (target or {}).items():
@@ -592,7 +380,7 @@ def metric_correlation(metrics: Mapping[str, Any], features: Mapping[str, Any], 
             fit = stats.linear_fit(x, y)
             values = {"pearson": stats.pearson(x, y), "spearman": stats.spearman(x, y), "slope": fit.slope,
                       "intercept": fit.intercept, "r2": fit.r2}
-            rows += make_rows(f"{m}~{f}", f, 0.0, 0, _scalars(values, "metric_correlation"), support=n,
+            rows += make_rows(f"{m}~{f}", f, 0.0, 0, scalars(values, "metric_correlation"), support=n,
                               errors={"slope": fit.slope_err})
     step = max(1, -(-n // max_points))
     arrays = {k: np.asarray(v)[::step] for k, v in columns.items()}
@@ -651,7 +439,7 @@ def similarity_trend(similarity: Any, metrics: Mapping[str, Any], labels: Sequen
         v = np.asarray(values, float)
         for label, si, vi in zip(labels, s, v):
             rows.append(Row("", str(label), float(si), 0, name, float(vi)))
-        fit = _fit_summary(s, v)
+        fit = fit_summary(s, v)
         entry = {"pearson": float(stats.pearson(jnp.asarray(s), jnp.asarray(v))),
                  "spearman": float(stats.spearman(jnp.asarray(s), jnp.asarray(v))), "fit": fit}
         if target and name in target:

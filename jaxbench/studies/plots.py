@@ -96,53 +96,6 @@ def correlation_scatter(result: StudyResult, name: str, caption: str, max_panels
     return Figure(name, caption, figure_png(fig))
 
 
-def histogram_per_lead(result: StudyResult, name: str, caption: str, key: str = "histogram") -> Figure:
-    """A 2-D histogram: lead time (x) vs metric bins (y), colour = fraction of samples."""
-    hist = np.asarray(result.arrays[key], float)
-    edges = np.asarray(result.arrays["edges"], float)
-    leads = np.asarray(result.arrays["lead_times"], float)
-    fig, (ax,) = _figure(1, width=5.5, height=3.6)
-    total = max(hist.sum(axis=1).max(), 1.0)
-    mesh = ax.pcolormesh(np.arange(len(leads) + 1) - 0.5, edges, (hist / total).T, cmap="viridis")
-    ax.set_xticks(range(len(leads)), [f"{t:g}" for t in leads], fontsize=7)
-    ax.set_xlabel("lead time")
-    ax.set_ylabel(result.summary.get("metric", "metric"))
-    fig.colorbar(mesh, ax=ax, label="fraction of samples")
-    fig.tight_layout()
-    return Figure(name, caption, figure_png(fig))
-
-
-def displacement_hist(result: StudyResult, name: str, caption: str) -> Figure:
-    """Distributions of the centroid displacement r per lead time."""
-    r = np.asarray(result.arrays["r"], float)
-    leads = np.asarray(result.arrays["lead_times"], float)
-    fig, (ax,) = _figure(1, width=5.5)
-    data = [r[np.isfinite(r[:, i]), i] for i in range(r.shape[1])]
-    ax.boxplot(data, positions=range(len(leads)))
-    ax.set_xticks(range(len(leads)), [f"{t:g}" for t in leads], fontsize=7)
-    ax.set_xlabel("lead time")
-    ax.set_ylabel(f"centroid displacement r ({result.summary.get('pixel_size', 1)} units/pixel)")
-    fig.tight_layout()
-    return Figure(name, caption, figure_png(fig))
-
-
-def trend_scatter(result: StudyResult, name: str, caption: str) -> Figure:
-    """Predicted vs true change per lead time, with the diagonal."""
-    dt, dp = np.asarray(result.arrays["delta_true"]), np.asarray(result.arrays["delta_pred"])
-    leads = np.asarray(result.arrays["lead_times"], float)
-    show = np.unique(np.linspace(0, len(leads) - 1, min(len(leads), MAX_PANELS)).astype(int))
-    fig, axes = _figure(len(show))
-    for ax, i in zip(axes, show):
-        ax.scatter(dt[:, i], dp[:, i], s=4, alpha=0.5)
-        lim = np.nanmax(np.abs(np.concatenate([dt[:, i], dp[:, i]]))) or 1.0
-        ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8)
-        ax.set_title(f"lead {leads[i]:g}", fontsize=9)
-        ax.set_xlabel("true change")
-        ax.set_ylabel("predicted change")
-    fig.tight_layout()
-    return Figure(name, caption, figure_png(fig))
-
-
 def spread_hist(result: StudyResult, name: str, caption: str) -> Figure:
     """Per-sample spread over keys of each metric; outliers marked."""
     metrics = [k[: -len(".spread")] for k in result.arrays if k.endswith(".spread")][:MAX_PANELS]

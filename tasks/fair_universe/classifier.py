@@ -61,8 +61,8 @@ def make_logit_fn(hidden: Sequence[int]):
     return logit
 
 
-def make_score_fn(hidden: Sequence[int]):
-    """``score(params, features) -> (n,)`` in [0, 1], 1 = signal-like.
+def classifier_score(params: dict, features: jax.Array | tuple[jax.Array, ...]) -> jax.Array:
+    """The classifier's output (n,) in [0, 1], 1 = signal-like.
 
     ``features`` is the (n, 28) array, or a tuple of column blocks whose concatenation it is (e.g.
     the 16 PRI and 12 DER columns): the first dense layer then multiplies each block by its rows
@@ -70,12 +70,7 @@ def make_score_fn(hidden: Sequence[int]):
     layer (``folded_layers``); the result equals ``sigmoid(logit(params, features))`` within float32
     rounding.
     """
-    del hidden  # the layers are read from params
-
-    def score(params: dict, features) -> jax.Array:
-        return folded_score(folded_layers(params), features)
-
-    return score
+    return folded_score(folded_layers(params), features)
 
 
 def folded_layers(params: dict) -> tuple[tuple[jax.Array, jax.Array], ...]:

@@ -1,50 +1,123 @@
-"""Configurations of ``fair_universe-v0`` (importable without JAX, for the registry)."""
+"""Typed configuration, presets, criteria and datacard of ``fair_universe-v0`` (no JAX imports)."""
 
-from jaxbench.tasks.fair_universe.schema import NUISANCES
+from __future__ import annotations
 
-DEFAULT_CONFIG = {
-    # Challenge phase 1: 10 values of mu_true x 100 PEs, all six systematics.
-    "mu_values": (0.1, 0.422, 0.744, 1.067, 1.389, 1.711, 2.033, 2.356, 2.678, 3.0),
-    "n_pe_per_mu": 100,
-    "systematics": NUISANCES,  # nuisances that vary per PE (the others stay nominal)
-    # PE pool per process (htautau, ztautau, ttbar, diboson). Z->tautau needs many events: a pool
-    # event of weight w that migrates across a bin edge under tes/jes moves w expected events, and
-    # the templates can follow such steps only when w is small (docs/tasks/fair_universe.md).
-    "pool_events": (50_000, 600_000, 100_000, 30_000),
-    "train_events": (100_000, 100_000, 60_000, 40_000),  # classifier training pool per process
-    "hidden": (64, 64),
-    "epochs": 12,
-    "batch_size": 1024,
-    "learning_rate": 2e-3,
-    "n_bins": 16,
-    "chunk_size": 32,  # PEs per checkpointed chunk
-    "n_bootstrap": 500,
-    # Structural-interpretation studies (jaxbench run fair_universe-v0 --study NAME|all).
-    "study_pe_per_mu": 10,  # PEs per mu value of every study evaluation (sample efficiency, OOD, rotation)
-    "efficiency_fractions": (0.03, 0.1, 0.3, 1.0),  # training-set sizes, fractions of the training events
-    "efficiency_seeds": 3,
-    "ood_sigmas": (-5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0),  # nuisance shifts, prior sigmas
-    "trust_coverage_min": 0.6,  # the trusted range keeps the coverage at or above this
-    "rotation_angles": 8,  # azimuthal rotations of the PE pool over [0, 2 pi)
-    "breakdown_bins": 5,  # quantile bins of each nuisance in the per-PE breakdown
-    "stability_conditions": 40,
-    "stability_keys": 8,
-}
-QUICK_CONFIG = {
-    "n_pe_per_mu": 30,
-    "pool_events": (20_000, 200_000, 40_000, 10_000),
-    "train_events": (40_000, 40_000, 25_000, 15_000),
-    "hidden": (32, 32),
-    "epochs": 8,
-    "n_bins": 12,
-    "n_bootstrap": 200,
-    "study_pe_per_mu": 4,
-    "efficiency_fractions": (0.1, 0.3, 1.0),
-    "efficiency_seeds": 2,
-    "ood_sigmas": (-4.0, -2.0, 0.0, 2.0, 4.0),
-    "rotation_angles": 4,
-    "stability_conditions": 20,
-    "stability_keys": 4,
-}
-# Structural-interpretation studies this task supports (adapters in studies.py).
-STUDIES: tuple[str, ...] = ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
+import dataclasses
+import math
+
+from jaxbench.config import check, override
+from jaxbench.task import Criterion
+
+from .schema import NUISANCES, PROCESSES
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Events per process (htautau, ztautau, ttbar, diboson). Z->tautau needs many: an event of weight
+    w migrating across a bin edge under tes/jes moves w events, which templates follow only for small w."""
+
+    pool_events: tuple[int, ...] = (50_000, 600_000, 100_000, 30_000)  # PE pool
+    train_events: tuple[int, ...] = (100_000, 100_000, 60_000, 40_000)  # classifier training pool
+
+    def __post_init__(self):
+        for name in ("pool_events", "train_events"):
+            value = getattr(self, name)
+            check(len(value) == len(PROCESSES) and min(value) >= 100,
+                  f"data.{name} needs {len(PROCESSES)} counts >= 100 (one per process {PROCESSES}), got {value}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+    """The signal-vs-background MLP on the 28 features and its training."""
+
+    hidden: tuple[int, ...] = (64, 64)
+    epochs: int = 12
+    batch_size: int = 1024
+    learning_rate: float = 2e-3
+
+    def __post_init__(self):
+        check(len(self.hidden) > 0 and min(self.hidden) >= 1, f"classifier.hidden needs widths >= 1: {self.hidden}.")
+        check(self.epochs >= 1 and self.batch_size >= 1, "classifier.epochs and classifier.batch_size must be >= 1.")
+        check(math.isfinite(self.learning_rate) and self.learning_rate > 0,
+              f"classifier.learning_rate must be finite and > 0, got {self.learning_rate}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+    """Pseudo-experiments (challenge phase 1: 10 mu values x 100 PEs) and the binned fit."""
+
+    mu_values: tuple[float, ...] = (0.1, 0.422, 0.744, 1.067, 1.389, 1.711, 2.033, 2.356, 2.678, 3.0)
+    n_pe_per_mu: int = 100
+    systematics: tuple[str, ...] = NUISANCES  # nuisances that vary per PE (the others stay nominal)
+    n_bins: int = 16
+    n_bootstrap: int = 500
+
+    def __post_init__(self):
+        unknown = [s for s in self.systematics if s not in NUISANCES]
+        check(not unknown, f"analysis.systematics: unknown {unknown}; choose from {', '.join(NUISANCES)}.")
+        check(len(self.mu_values) > 0 and all(math.isfinite(m) and m >= 0 for m in self.mu_values),
+              f"analysis.mu_values must be finite and >= 0 (got {self.mu_values}).")
+        check(min(self.n_pe_per_mu, self.n_bins, self.n_bootstrap) >= 1,
+              "analysis.n_pe_per_mu, n_bins and n_bootstrap must be >= 1.")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudiesConfig:
+    """Structural-interpretation studies (``jaxbench run fair_universe-v0 --study NAME|all``)."""
+
+    study_pe_per_mu: int = 10  # PEs per mu value of each study evaluation
+    efficiency_fractions: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)  # of the training events
+    efficiency_seeds: int = 3
+    ood_sigmas: tuple[float, ...] = (-5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0)  # prior sigmas
+    trust_coverage_min: float = 0.6  # the trusted range keeps the coverage at or above this
+    rotation_angles: int = 8  # azimuthal rotations of the PE pool over [0, 2 pi)
+    breakdown_bins: int = 5
+    stability_conditions: int = 40
+    stability_keys: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class FairUniverseConfig:
+    """The whole ``fair_universe-v0`` configuration; ``chunk_size`` PEs per checkpointed chunk."""
+
+    data: DataConfig = DataConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+    studies: StudiesConfig = StudiesConfig()
+    chunk_size: int = 32
+
+
+DEFAULT = FairUniverseConfig()
+QUICK = override(DEFAULT, dict(
+    pool_events=(20_000, 200_000, 40_000, 10_000), train_events=(40_000, 40_000, 25_000, 15_000), hidden=(32, 32),
+    epochs=8, n_pe_per_mu=30, n_bins=12, n_bootstrap=200, study_pe_per_mu=4, efficiency_fractions=(0.1, 0.3, 1.0),
+    efficiency_seeds=2, ood_sigmas=(-4.0, -2.0, 0.0, 2.0, 4.0), rotation_angles=4, stability_conditions=20,
+    stability_keys=4))
+TINY = override(QUICK, dict(  # tests and CI: seconds
+    pool_events=(4000, 30000, 8000, 4000), train_events=(4000, 4000, 3000, 2000), hidden=(16, 16), epochs=2,
+    mu_values=(0.5, 2.0), n_pe_per_mu=12, n_bins=8, n_bootstrap=20, study_pe_per_mu=2, efficiency_fractions=(0.3, 1.0),
+    efficiency_seeds=1, ood_sigmas=(-3.0, 0.0, 3.0), rotation_angles=2, stability_conditions=4, stability_keys=2,
+    chunk_size=8))
+STUDIES = ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
+
+CRITERIA = (
+    Criterion("profiled.quantiles_score", True, None,
+              "coverage score -ln((mean width + 1e-3) * f(coverage)) of the [p16, p84] intervals over all PEs"),
+    Criterion("profiled.coverage", True, None,
+              "fraction of PEs whose interval contains mu_true; calibrated within 0.6827 +- 2 sigma68 "
+              "(outside that band the score's penalty f grows)"),
+    Criterion("profiled.interval", False, None, "mean interval width |p84 - p16|"),
+)
+
+
+def datacard(config: FairUniverseConfig) -> dict[str, str]:
+    """What the data are: processes, yields, features, systematics and the reference estimator."""
+    return {
+        "what": "H->tautau (lepton + hadronic tau) and the backgrounds Z->tautau, ttbar, diboson, as in the FAIR "
+        "Universe HiggsML Uncertainty Challenge; from the embedded JAX event generator or the official parquet (--data)",
+        "yields": "per PE at 10 fb^-1 after cuts: 1015*mu signal, 1,002,395 Z->tautau, 44,192 ttbar, 3,783 diboson",
+        "features": "16 PRI (GeV, radians) + 12 DER; missing jets = -25",
+        "systematics": "tes, jes, soft_met (shape); ttbar_scale, diboson_scale, bkg_scale (normalisation)",
+        "estimator": "MLP classifier -> signal-quantile score bins -> binned Poisson profile likelihood, Gaussian "
+        f"constraints on six nuisances; {len(config.analysis.mu_values)} mu x {config.analysis.n_pe_per_mu} PEs",
+    }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxbench.tasks.fair_universe.schema import DER_COLUMNS, MISSING, PRI
+from .schema import DER_COLUMNS, MISSING, PRI
 
 # The challenge's fallbacks for its two 0/0 cases: shift the lepton phi (rad) when the MET phi
 # centrality is 0/0, and use this (eta1 - eta2)^2 when the two jets have the same eta.

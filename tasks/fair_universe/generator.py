@@ -22,7 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbench.tasks.fair_universe import schema
+from jaxbench.kernels.segments import segment_sum
+
+from . import schema
+from .systematics import apply_nominal
 
 
 @jax.tree_util.register_dataclass
@@ -562,3 +565,11 @@ def generate_pool(
         weights=jnp.asarray(np.concatenate(weights)),
         process=jnp.asarray(np.concatenate(process)),
     )
+
+
+def normalise_to_yields(pool: schema.EventPool) -> schema.EventPool:
+    """Rescales each process so its weights after the nominal analysis cuts sum to the challenge yield."""
+    _, _, passed = apply_nominal(pool.pri, pool.weights, pool.process)
+    sums = segment_sum(jnp.where(passed, pool.weights, 0.0), pool.process, len(schema.PROCESSES))
+    targets = jnp.asarray([schema.EXPECTED_YIELDS[p] for p in schema.PROCESSES], jnp.float32)
+    return pool._replace(weights=pool.weights * (targets / sums)[pool.process])

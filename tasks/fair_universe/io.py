@@ -27,7 +27,8 @@ import pyarrow.parquet as pq
 
 from jaxbench.errors import DataFormatError
 from jaxbench.records import sha256_file
-from jaxbench.tasks.fair_universe import schema
+
+from . import schema
 
 COLUMNS: tuple[str, ...] = schema.PRI_COLUMNS + schema.DER_COLUMNS + (
     "weights",

@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbench.kernels.pseudo_experiments import INVERSE_CDF_MAX_RATE, poisson_counts, poisson_counts_from_uniforms
-from jaxbench.tasks.fair_universe import schema
-from jaxbench.tasks.fair_universe.systematics import (
+
+from . import schema
+from .systematics import (
     PoolInvariants,
     apply_systematics,
     cuts_passed,

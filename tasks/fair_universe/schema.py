@@ -94,3 +94,18 @@ class EventPool(NamedTuple):
     def num_events(self) -> int:
         # Not __len__: a NamedTuple's len() must stay its number of fields (_replace relies on it).
         return int(self.pri.shape[0])
+
+
+class Data(NamedTuple):
+    """The two pools and the PE pool's fixed soft-MET directions (n_pool, 2)."""
+
+    train: EventPool
+    pool: EventPool
+    met_noise: jax.Array
+
+
+class Conditions(NamedTuple):
+    """Per PE: mu_true (N,) and the six nuisances nu_true (N, 6) in ``NUISANCES`` order."""
+
+    mu_true: jax.Array
+    nu_true: jax.Array

@@ -20,10 +20,11 @@ import jax
 import numpy as np
 
 from jaxbench.errors import JaxbenchError
-from jaxbench.tasks.fair_universe import schema
-from jaxbench.tasks.fair_universe.pseudo_experiments import draw_pseudo_experiment, max_event_rate, pe_key
-from jaxbench.tasks.fair_universe.systematics import systematics_numpy
-from jaxbench.tasks.fair_universe.templates import event_features
+
+from . import schema
+from .pseudo_experiments import draw_pseudo_experiment, max_event_rate, pe_key
+from .systematics import systematics_numpy
+from .templates import event_features
 
 REQUIRED_OUTPUTS = ("mu_hat", "delta_mu_hat", "p16", "p84")
 

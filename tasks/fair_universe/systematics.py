@@ -19,6 +19,7 @@ systematics (what ``derived_features`` gives after ``apply_systematics``) with n
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -26,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbench.errors import DataFormatError
-from jaxbench.tasks.fair_universe.derived import (
+
+from .derived import (
     CENTRALITY_PHI_SHIFT,
     EQUAL_ETA_DENOMINATOR,
     derived_features,
@@ -35,7 +37,7 @@ from jaxbench.tasks.fair_universe.derived import (
     vector_sin_cos,
     wrap_angle,
 )
-from jaxbench.tasks.fair_universe.schema import (
+from .schema import (
     DER_COLUMNS,
     DIBOSON,
     HAD_PT_MIN,
@@ -532,3 +534,23 @@ def systematics_numpy(
     result["weights"] = np.asarray(weights_out)[keep]
     result["process"] = process[keep]
     return result
+
+
+PHI_COLUMNS = ("PRI_lep_phi", "PRI_had_phi", "PRI_jet_leading_phi", "PRI_jet_subleading_phi", "PRI_met_phi")
+
+
+def nuisance_at(name: str, sigmas: float) -> float:
+    """The value of a nuisance ``sigmas`` prior standard deviations from its prior centre (in ln GeV
+    for the lognormal soft_met), without the prior's clipping; scales stay >= 0."""
+    prior = next(p for p in NUISANCE_PRIORS if p.name == name)
+    value = prior.loc + sigmas * prior.scale
+    return float(math.exp(value)) if prior.lognormal else max(float(value), 0.0)
+
+
+def rotate_azimuth(pri: jax.Array, angle: float) -> jax.Array:
+    """Every azimuth of the PRI features shifted by ``angle`` (radians), wrapped to [-pi, pi);
+    missing jets (-25) stay missing."""
+    cols = jnp.asarray([PRI[c] for c in PHI_COLUMNS])
+    phi = jnp.asarray(pri)[:, cols]
+    rotated = jnp.mod(phi + angle + jnp.pi, 2 * jnp.pi) - jnp.pi
+    return jnp.asarray(pri).at[:, cols].set(jnp.where(phi == MISSING, phi, rotated))

@@ -26,9 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbench.kernels.segments import weighted_column_sums
-from jaxbench.tasks.fair_universe import schema
-from jaxbench.tasks.fair_universe.derived import derived_features
-from jaxbench.tasks.fair_universe.systematics import apply_systematics
+
+from . import schema
+from .derived import derived_features
+from .systematics import apply_systematics
 
 ALPHA_CENTER = np.array([1.0, 1.0, 0.0, 1.0, 1.0, 1.0], np.float32)
 ALPHA_SIGMA = np.array([0.01, 0.01, 1.0, 0.02, 0.25, 0.001], np.float32)

@@ -1,60 +1,98 @@
-"""Configurations of ``mlff_aspirin-v0`` (importable without JAX, for the registry)."""
+"""Typed configuration, presets, criteria and datacard of ``mlff_aspirin-v0`` (no JAX imports)."""
 
-DEFAULT_CONFIG = {
-    # Data: a generated GFN2-xTB Langevin trajectory (cached on disk), or rMD17 via --data.
-    "molecule": "aspirin",  # aspirin, ethanol or malonaldehyde (shipped geometries)
-    "n_frames": 4000,  # saved frames of the generated trajectory
-    "save_every": 10,  # MD steps of 0.5 fs between saved frames (5 fs: frames still correlated)
-    "equilibration_steps": 1000,
-    "temperature_K": 500.0,
-    "split": "temporal",  # temporal: test on the last test_fraction of the trajectory; published: rMD17 split k=1
-    "test_fraction": 0.1,
-    "test_frames": 400,  # evenly spaced frames of the test window that are evaluated
-    "train_frames": 1000,  # random frames of the training pool (first 90%) for the main model
-    # Model (NequIP): l_max, channels per irrep, interaction layers, cutoff (Å), radial MLP width.
-    "l_max": 1,
-    "channels": 16,
-    "layers": 3,
-    "cutoff": 4.0,
-    "radial_hidden": 32,
-    # Training.
-    "steps": 4000,
-    "batch_size": 5,
-    "learning_rate": 1e-2,
-    "energy_weight": 1.0,
-    "force_weight": 1.0,
-    "checkpoint_every": 200,
-    # Studies (jaxbench run mlff_aspirin-v0 --study NAME|all).
-    "efficiency_sizes": (200, 400, 600, 800, 1000, 15000, 50000),  # sizes beyond the pool are skipped
-    "efficiency_seeds": 2,
-    "window_starts": (0.0, 0.15, 0.3, 0.45, 0.6),  # fractions of the whole trajectory
-    "window_widths": (0.3, 0.45, 0.6, 0.75, 0.9),
-    "window_frames": 200,  # training frames per window, evenly spaced in it (equal: one vmap per width)
-    "soap_r_cut": 5.0,
-    "soap_n_max": 6,
-    "soap_l_max": 4,
-    "soap_frames": 50,  # frames per window in the SOAP similarity (evenly spaced)
-    "trust_force_mae_factor": 1.5,  # similarity study: trusted while force MAE <= this x the best window's
-    "equivariance_trials": 8,
-}
-QUICK_CONFIG = {
-    "n_frames": 600,
-    "save_every": 5,
-    "equilibration_steps": 400,
-    "test_frames": 60,
-    "train_frames": 200,
-    "l_max": 1,
-    "channels": 8,
-    "layers": 2,
-    "radial_hidden": 16,
-    "steps": 1000,
-    "checkpoint_every": 250,
-    "efficiency_sizes": (10, 40, 160),
-    "window_starts": (0.0, 0.3, 0.6),
-    "window_widths": (0.3, 0.6),
-    "window_frames": 40,
-    "soap_frames": 20,
-    "equivariance_trials": 4,
-}
-STUDIES: tuple[str, ...] = ("sample_efficiency", "time_window_grid", "similarity", "equivariance", "breakdown",
-                            "correlation")
+from __future__ import annotations
+
+import dataclasses
+
+from jaxbench.config import check, override
+from jaxbench.task import Criterion
+
+from .geometries import GEOMETRIES
+from .settings import DynamicsConfig, MDConfig, NequipConfig, SoapConfig, TrainSettings, generator_datacard
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The trajectory (generated GFN2-xTB frames, or rMD17 via --data) and its train/test split."""
+
+    molecule: str = "aspirin"  # a shipped starting geometry (the rMD17 file name too)
+    n_frames: int = 4000  # saved frames of the generated trajectory
+    split: str = "temporal"  # temporal: test on the last test_fraction in time; published: rMD17 split k=1
+    test_fraction: float = 0.1
+    test_frames: int = 400  # evenly spaced frames of the test window that are evaluated
+    train_frames: int = 1000  # random frames of the training pool for the main model
+    check_units: bool = True  # the rMD17 loader's unit checks (data.load_rmd17)
+
+    def __post_init__(self):
+        check(self.molecule in GEOMETRIES, f"data.molecule={self.molecule!r} has no shipped starting geometry; "
+              f"choose one of {', '.join(GEOMETRIES)}.")
+        check(self.split in ("temporal", "published"), f"data.split must be one of ('temporal', 'published'), "
+              f"got {self.split!r}.")
+        check(0.0 < self.test_fraction < 0.5, f"data.test_fraction must be in (0, 0.5), got {self.test_fraction}.")
+        for name in ("n_frames", "test_frames", "train_frames"):
+            check(getattr(self, name) >= 1, f"data.{name} must be >= 1, got {getattr(self, name)}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudiesConfig:
+    """Structural-interpretation studies (``jaxbench run mlff_aspirin-v0 --study NAME|all``)."""
+
+    efficiency_sizes: tuple[int, ...] = (200, 400, 600, 800, 1000, 15000, 50000)  # sizes beyond the pool: skipped
+    efficiency_seeds: int = 2
+    window_starts: tuple[float, ...] = (0.0, 0.15, 0.3, 0.45, 0.6)  # fractions of the whole trajectory
+    window_widths: tuple[float, ...] = (0.3, 0.45, 0.6, 0.75, 0.9)
+    window_frames: int = 200  # training frames per window, evenly spaced (equal sizes: one vmap per width)
+    soap_frames: int = 50  # frames per window in the SOAP similarity (evenly spaced)
+    trust_force_mae_factor: float = 1.5  # similarity: trusted while force MAE <= this x the best window's
+    equivariance_trials: int = 8
+
+    def __post_init__(self):
+        for name in ("efficiency_seeds", "window_frames", "soap_frames", "equivariance_trials"):
+            check(getattr(self, name) >= 1, f"studies.{name} must be >= 1, got {getattr(self, name)}.")
+        check(min(self.efficiency_sizes, default=0) >= 1, f"studies.efficiency_sizes needs sizes >= 1, got "
+              f"{self.efficiency_sizes}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLFFConfig:
+    """The whole ``mlff_aspirin-v0`` configuration; ``chunk_size`` test frames per checkpointed chunk."""
+
+    data: DataConfig = DataConfig()
+    md: DynamicsConfig = DynamicsConfig(save_every=10)  # 5 fs between saved frames: still correlated
+    model: NequipConfig = NequipConfig(l_max=1, channels=16, layers=3, cutoff=4.0, radial_hidden=32)
+    training: TrainSettings = TrainSettings(steps=4000, checkpoint_every=200)
+    soap: SoapConfig = SoapConfig(r_cut=5.0, n_max=6, l_max=4)
+    studies: StudiesConfig = StudiesConfig()
+    chunk_size: int = 64
+
+
+DEFAULT = MLFFConfig()
+QUICK = override(DEFAULT, {  # minutes on 2 CPU cores
+    "data.n_frames": 600, "data.test_frames": 60, "data.train_frames": 200, "md.save_every": 5,
+    "md.equilibration_steps": 400, "model.channels": 8, "model.layers": 2, "model.radial_hidden": 16,
+    "training.steps": 1000, "training.checkpoint_every": 250, "studies.efficiency_sizes": (10, 40, 160),
+    "studies.window_starts": (0.0, 0.3, 0.6), "studies.window_widths": (0.3, 0.6), "studies.window_frames": 40,
+    "studies.soap_frames": 20, "studies.equivariance_trials": 4})
+TINY = override(QUICK, {  # tests and CI: ethanol (9 atoms), seconds
+    "data.molecule": "ethanol", "data.n_frames": 240, "data.train_frames": 40, "data.test_frames": 16,
+    # GFN2-xTB energies are valence-only: the loader's total-energy check would reject a saved trajectory.
+    "data.check_units": False, "md.save_every": 2, "md.equilibration_steps": 100, "training.steps": 60,
+    "training.checkpoint_every": 30, "soap.n_max": 3, "soap.l_max": 2, "studies.efficiency_sizes": (10, 20, 100000),
+    "studies.window_frames": 10, "studies.soap_frames": 6, "studies.equivariance_trials": 2, "chunk_size": 8})
+
+STUDIES = ("sample_efficiency", "time_window_grid", "similarity", "equivariance", "breakdown", "correlation")
+CRITERIA = (
+    Criterion("force_mae_mev_per_a", False, None, "mean absolute force-component error on the test window (meV/Å); "
+              "NequIP (l=3) reaches ~8 meV/Å on rMD17 aspirin with 1000 random training frames"),
+    Criterion("energy_mae_mev", False, None, "mean absolute energy error per test frame (meV)"))
+
+
+def datacard(config: MLFFConfig) -> dict:
+    """What the data are: source, generator, units and split."""
+    generator = MDConfig(molecule=config.data.molecule, **dataclasses.asdict(config.md))
+    return {"what": f"Time-ordered molecular-dynamics frames of {config.data.molecule} with energies and forces.",
+            "source": "embedded GFN2-xTB (tblite) Langevin MD, cached on disk; or rMD17 npz via --data (revised MD17, "
+            "PBE/def2-SVP, kcal/mol converted to eV)", "generator": generator_datacard(generator, config.data.n_frames),
+            "units": "positions Å, energies eV, forces eV/Å; errors reported in meV and meV/Å",
+            "split": "temporal: the last test_fraction of the trajectory is the test window; training frames come "
+            "from the first part only; published: the rMD17 split k=1"}

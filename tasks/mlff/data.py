@@ -570,3 +570,61 @@ def evenly_spaced(indices, n: int) -> np.ndarray:
     if not 1 <= n <= indices.shape[0]:
         raise ConfigError(f"cannot pick {n} frames from {indices.shape[0]}.")
     return indices[np.linspace(0, indices.shape[0] - 1, n).round().astype(np.int64)]
+
+
+# -- the task's data and evaluation items -----------------------------------------------------------
+class Dataset(NamedTuple):
+    """A trajectory and, for the published rMD17 split, its (train, test) frame indices (else None)."""
+
+    trajectory: Trajectory
+    published: tuple[np.ndarray, np.ndarray] | None = None
+
+
+class EvaluationFrames(NamedTuple):
+    """Labelled frames as evaluation items (leading axis n): frame index into the trajectory, its
+    time_index, species (n, N), positions (n, N, 3) Å, energy (n,) eV, forces (n, N, 3) eV/Å."""
+
+    frame: np.ndarray
+    time_index: np.ndarray
+    species: np.ndarray
+    positions: np.ndarray
+    energy: np.ndarray
+    forces: np.ndarray
+
+
+def pool_and_test(dataset: Dataset, split: str, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(training pool, test) frame indices: the temporal split, or (``split="published"``) the published ones."""
+    if split != "published":
+        return temporal_split(dataset.trajectory, test_fraction)
+    if dataset.published is None:
+        raise ConfigError("data.split=published needs the rMD17 files (--data PATH) with their splits/ folder; "
+                          "generated data use data.split=temporal.")
+    train, test = dataset.published
+    return np.sort(np.asarray(train)), np.asarray(test)
+
+
+def evaluated_frames(dataset: Dataset, split: str, test_fraction: float, n: int) -> EvaluationFrames:
+    """``n`` evenly spaced frames of the test set (all if fewer) as evaluation items."""
+    traj, test = dataset.trajectory, pool_and_test(dataset, split, test_fraction)[1]
+    idx = evenly_spaced(test, min(n, test.shape[0]))
+    species = np.broadcast_to(np.asarray(traj.species, np.int32), (idx.shape[0], traj.num_atoms)).copy()
+    return EvaluationFrames(idx, traj.time_index[idx], species, traj.positions[idx], traj.energy[idx], traj.forces[idx])
+
+
+def write_dataset(root: str | Path, dataset: Dataset, molecule: str) -> Path:
+    """``root`` in the rMD17 layout (npz_data/, and splits/ for a published split); returns what to read."""
+    root = Path(root)
+    write_rmd17(root / "npz_data" / f"rmd17_{molecule}.npz", dataset.trajectory)
+    if dataset.published is not None:
+        (root / "splits").mkdir(parents=True, exist_ok=True)
+        for name, idx in zip(("train", "test"), dataset.published):
+            np.savetxt(root / "splits" / f"index_{name}_01.csv", np.asarray(idx), fmt="%d")
+    return root
+
+
+def read_dataset(path: str | Path, molecule: str, *, published: bool, check_units: bool = True) -> Dataset:
+    """An rMD17 npz (or the archive folder holding it) and, if ``published``, its split k=1."""
+    traj = load_rmd17(path, molecule, check_units=check_units)
+    if not published:
+        return Dataset(traj)
+    return Dataset(traj, load_published_split(path, 1, n_frames=traj.num_frames, expected_size=None))

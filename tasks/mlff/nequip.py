@@ -29,6 +29,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from functools import partial
+from typing import NamedTuple
 
 import e3nn_jax as e3nn
 import flax.linen as nn
@@ -37,67 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbench.errors import ConfigError, DataFormatError
-from jaxbench.tasks.mlff.graph import (
-    PADDING_SPECIES,
-    EdgeGeometry,
-    average_num_neighbours,
-    edge_geometry,
-    molecule_graph,
-)
 
-_MAX_ATOMIC_NUMBER = 118
-
-
-@dataclasses.dataclass(frozen=True)
-class NequipConfig:
-    """Hyperparameters of the model (hashable: it is static under ``jit``).
-
-    Attributes:
-      species: atomic numbers the model knows, in one-hot order (H, C, N, O by default).
-      l_max: highest rotation order of features and spherical harmonics.
-      channels: features per irrep (multiplicity C of ``C x 0e + C x 1o + ...``).
-      layers: number of interaction blocks.
-      cutoff: radial cutoff in Å.
-      radial_basis: number of Bessel radial basis functions.
-      radial_hidden: width of the hidden layers of the radial MLP.
-      radial_layers: number of hidden layers of the radial MLP.
-      envelope_p: exponent p of the polynomial envelope u_p(r / cutoff).
-    """
-
-    species: tuple[int, ...] = (1, 6, 7, 8)
-    l_max: int = 1
-    channels: int = 8
-    layers: int = 2
-    cutoff: float = 4.0
-    radial_basis: int = 8
-    radial_hidden: int = 16
-    radial_layers: int = 2
-    envelope_p: int = 6
-
-    def __post_init__(self):
-        species = tuple(int(z) for z in self.species)
-        object.__setattr__(self, "species", species)
-        if not species or len(set(species)) != len(species) or not all(1 <= z <= _MAX_ATOMIC_NUMBER for z in species):
-            raise ConfigError(f"NequipConfig.species must be distinct atomic numbers 1-118, got {self.species}.")
-        for name in ("channels", "layers", "radial_basis", "radial_hidden", "envelope_p"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"NequipConfig.{name} must be >= 1, got {getattr(self, name)}.")
-        if self.l_max < 0 or self.radial_layers < 0:
-            raise ConfigError(
-                f"NequipConfig.l_max and radial_layers must be >= 0, got {self.l_max}, {self.radial_layers}."
-            )
-        if not self.cutoff > 0:
-            raise ConfigError(f"NequipConfig.cutoff must be a positive distance in Å, got {self.cutoff}.")
-
-    @property
-    def hidden_irreps(self) -> e3nn.Irreps:
-        """``C x 0e + C x 1o + C x 2e + ...`` up to ``l_max``."""
-        return e3nn.Irreps([(self.channels, (l, (-1) ** l)) for l in range(self.l_max + 1)])
-
-    @property
-    def num_species(self) -> int:
-        return len(self.species)
-
+from .graph import PADDING_SPECIES, EdgeGeometry, average_num_neighbours, edge_geometry, molecule_graph
+from .settings import MAX_ATOMIC_NUMBER, NequipConfig
 
 #: For tests and CI: about 4k weights.
 TINY = NequipConfig(l_max=1, channels=8, layers=2, cutoff=4.0, radial_hidden=16)
@@ -132,7 +75,7 @@ class NequipParams:
     species_scale: jax.Array
     avg_num_neighbours: jax.Array
 
-    def replace(self, **changes) -> "NequipParams":
+    def replace(self, **changes) -> NequipParams:
         return dataclasses.replace(self, **changes)
 
 
@@ -215,7 +158,7 @@ class _NequIP(nn.Module):
 
 # -- functional API -----------------------------------------------------------------------------
 def _species_table(config: NequipConfig) -> np.ndarray:
-    table = np.zeros(_MAX_ATOMIC_NUMBER + 1, dtype=np.int32)
+    table = np.zeros(MAX_ATOMIC_NUMBER + 1, dtype=np.int32)
     table[list(config.species)] = np.arange(config.num_species, dtype=np.int32)
     return table
 
@@ -337,6 +280,32 @@ def energy_and_forces(params: NequipParams, species, positions, *, shifted: bool
     return _energy_and_forces(params, jnp.asarray(species), jnp.asarray(positions), shifted)
 
 
+class Prediction(NamedTuple):
+    """Model outputs for a batch of frames. Shapes: energy (B,) eV without the per-species shifts
+    (add ``atom_shift.sum(-1)`` in float64 for the total), forces (B, N, 3) eV/Å, atom_shift (B, N) eV."""
+
+    energy: jax.Array
+    forces: jax.Array
+    atom_shift: jax.Array
+
+
+def predict(params: NequipParams, species, positions) -> Prediction:
+    """Energies, forces and per-atom shifts of frames, jit-compatible; species (B, N), positions (B, N, 3) Å."""
+    energy, forces = energy_and_forces(params, species, jnp.asarray(positions, jnp.float32), shifted=False)
+    species_index = jnp.asarray(_species_table(params.config))[jnp.asarray(species)]
+    return Prediction(energy, forces, jnp.where(species == PADDING_SPECIES, 0.0, params.species_shift[species_index]))
+
+
+def as_arrays(params: NequipParams) -> dict:
+    """The arrays of ``params`` as a plain dict (for checkpoints); :func:`from_arrays` inverts it."""
+    return {name: getattr(params, name) for name in ("weights", "species_shift", "species_scale", "avg_num_neighbours")}
+
+
+def from_arrays(config: NequipConfig, arrays: dict) -> NequipParams:
+    """``NequipParams`` of ``config`` from the dict of :func:`as_arrays`."""
+    return NequipParams(config, **arrays)
+
+
 def num_weights(params: NequipParams) -> int:
     """Number of trainable scalars."""
     return int(sum(np.size(leaf) for leaf in jax.tree.leaves(params.weights)))
@@ -407,14 +376,18 @@ __all__ = [
     "TINY",
     "NequipConfig",
     "NequipParams",
+    "Prediction",
+    "as_arrays",
     "atomic_energies",
     "check_species",
     "energy_and_forces",
     "fit_shift_scale",
     "fit_species_shift_scale",
+    "from_arrays",
     "init",
     "make_energy_fn",
     "num_weights",
+    "predict",
     "shift_energy",
     "species_counts",
 ]

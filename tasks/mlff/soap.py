@@ -51,7 +51,6 @@ neighbour and no centre (its per-atom row is zero and averages skip it).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from functools import lru_cache, partial
 
@@ -61,66 +60,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbench.errors import ConfigError, DataFormatError
-from tasks.mlff.graph import PADDING_SPECIES
 
-#: Value at which dscribe's GTO primitives and the density padding decay (dscribe's constant).
-GTO_DECAY_THRESHOLD = 1e-3
+from .data import evenly_spaced
+from .graph import PADDING_SPECIES
+from .settings import GTO_DECAY_THRESHOLD, SoapConfig
+
 AVERAGES = ("outer", "inner")
-
-
-@dataclasses.dataclass(frozen=True)
-class SoapConfig:
-    """SOAP settings (hashable, so it can be a static argument of ``jax.jit``).
-
-    r_cut: radial cutoff of the basis (Å); neighbours count up to ``r_cut + padding`` (see
-    :attr:`cutoff_padding`). n_max: radial functions. l_max: largest angular momentum.
-    sigma: width of each atom's Gaussian (Å). species: atomic numbers that get their own density
-    channel (sorted on construction, as dscribe does). smooth_cutoff: damp neighbours smoothly
-    between ``r_cut`` and ``r_cut + padding`` (True) or drop them at ``r_cut + padding`` exactly as
-    dscribe does (False).
-    """
-
-    r_cut: float = 5.0
-    n_max: int = 8
-    l_max: int = 6
-    sigma: float = 0.5
-    species: tuple[int, ...] = (1, 6, 8)
-    smooth_cutoff: bool = True
-
-    def __post_init__(self):
-        species = tuple(sorted({int(z) for z in self.species}))
-        if not species or species[0] < 1:
-            raise ConfigError(
-                f"SoapConfig.species must be positive atomic numbers (0 is padding); got {self.species!r}."
-            )
-        object.__setattr__(self, "species", species)
-        if not float(self.r_cut) > 1.0:
-            raise ConfigError(
-                f"SoapConfig.r_cut = {self.r_cut!r} Å: the GTO basis spaces its primitives between 1 Å "
-                "and r_cut, so r_cut must exceed 1 Å (dscribe has the same rule)."
-            )
-        if not float(self.sigma) > 0.0:
-            raise ConfigError(f"SoapConfig.sigma must be a positive width in Å; got {self.sigma!r}.")
-        if int(self.n_max) != self.n_max or self.n_max < 1:
-            raise ConfigError(f"SoapConfig.n_max must be a positive integer; got {self.n_max!r}.")
-        if int(self.l_max) != self.l_max or not 0 <= self.l_max <= 20:
-            raise ConfigError(f"SoapConfig.l_max must be an integer in 0..20; got {self.l_max!r}.")
-
-    @property
-    def cutoff_padding(self) -> float:
-        """Width (Å) past ``r_cut`` at which a Gaussian of width sigma has decayed to 10⁻³."""
-        return float(self.sigma) * math.sqrt(-2.0 * math.log(GTO_DECAY_THRESHOLD))
-
-    @property
-    def outer_cutoff(self) -> float:
-        """Distance (Å) beyond which a neighbour contributes nothing: ``r_cut + cutoff_padding``."""
-        return float(self.r_cut) + self.cutoff_padding
-
-    @property
-    def num_features(self) -> int:
-        """Length D of one power spectrum (dscribe's ``get_number_of_features``)."""
-        channels = len(self.species) * self.n_max
-        return channels * (channels + 1) // 2 * (self.l_max + 1)
 
 
 # -- basis constants (host, float64) ---------------------------------------------------------------
@@ -459,3 +404,15 @@ def describe_frames(
             block = np.concatenate([block, np.repeat(block[-1:], batch - size, axis=0)])
         out[start : start + size] = np.asarray(_describe_block(config, average, width, species, block))[:size]
     return out
+
+
+def subset_similarity(config: SoapConfig, species, positions, subsets, test, n_frames: int) -> np.ndarray:
+    """Normalised :func:`window_similarity` of each subset of frame indices to the ``test`` frames, each set
+    described by ``n_frames`` of its frames, evenly spaced (all if fewer). Shapes: positions (F, N, 3) Å -> (S,)."""
+
+    def describe(idx):
+        idx = evenly_spaced(np.asarray(idx), min(n_frames, len(idx)))
+        return describe_frames(config, species, np.asarray(positions)[idx])
+
+    reference = describe(test)
+    return np.asarray([window_similarity(describe(subset), reference, normalize=True) for subset in subsets])

@@ -13,8 +13,9 @@ depend on how the run is chunked, checkpointed or resumed.
 
 The loop is ``lax.scan`` over chunks of ``checkpoint_every`` steps (one compiled program per
 chunk length). With a ``checkpoint_dir`` the state (weights, optimizer state, step, history) is
-saved with orbax after every chunk; calling :func:`train` again with the same directory resumes
-from the latest checkpoint and ends with exactly the parameters of an uninterrupted run.
+saved with orbax after every chunk; calling :func:`train_many` again with the same directory
+resumes from the latest checkpoint and ends with exactly the parameters of an uninterrupted run.
+One model is the vmapped program with M = 1 (:func:`train`), so there is one code path.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ import optax
 
 from jaxbench.errors import ConfigError, DataFormatError
 from jaxbench.records import sha256_arrays
-from jaxbench.tasks.mlff import nequip
-from jaxbench.tasks.mlff.graph import PADDING_SPECIES
-from jaxbench.tasks.mlff.nequip import NequipConfig, NequipParams
+
+from . import nequip
+from .graph import PADDING_SPECIES
+from .nequip import NequipConfig, NequipParams
+from .settings import TrainSettings
 
 #: Element symbols for reports (atomic number -> symbol); others print as "Z<number>".
 ELEMENT_SYMBOLS = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 15: "P", 16: "S", 17: "Cl"}
@@ -88,41 +91,13 @@ def _check_indices(idx: np.ndarray, num_frames: int, what: str) -> np.ndarray:
     if not np.issubdtype(idx.dtype, np.integer) or idx.size == 0:
         raise DataFormatError(f"{what} must be a non-empty integer index array, got {idx.dtype} {idx.shape}.")
     if idx.min() < 0 or idx.max() >= num_frames:
-        raise DataFormatError(f"{what} holds frame indices outside [0, {num_frames}): min {idx.min()}, max {idx.max()}.")
+        raise DataFormatError(
+            f"{what} holds frame indices outside [0, {num_frames}): min {idx.min()}, max {idx.max()}."
+        )
     return idx.astype(np.int32)
 
 
 # -- state --------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class TrainSettings:
-    """Optimisation hyperparameters (hashable: static under ``jit``).
-
-    Attributes:
-      steps: optimizer steps in the whole run (the cosine schedule spans them).
-      batch_size: frames per step, drawn without replacement from the training indices.
-      learning_rate: initial Adam learning rate.
-      final_learning_fraction: the schedule decays to ``learning_rate * final_learning_fraction``.
-      energy_weight: lambda_E, weight of the per-atom energy MSE, (eV/atom)^-2.
-      force_weight: lambda_F, weight of the force-component MSE, (eV/Å)^-2.
-      checkpoint_every: steps per compiled chunk, and between checkpoints.
-    """
-
-    steps: int
-    batch_size: int = 5
-    learning_rate: float = 1e-2
-    final_learning_fraction: float = 0.01
-    energy_weight: float = 1.0
-    force_weight: float = 1.0
-    checkpoint_every: int = 100
-
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "checkpoint_every"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}.")
-
-
 class TrainState(NamedTuple):
     """Everything a resumed run needs: step () int32, params, optimizer state (of params.weights)."""
 
@@ -145,7 +120,9 @@ class TrainHistory(NamedTuple):
 
 def optimizer(settings: TrainSettings) -> optax.GradientTransformation:
     """Adam with a cosine learning-rate decay over ``settings.steps``."""
-    schedule = optax.cosine_decay_schedule(settings.learning_rate, settings.steps, alpha=settings.final_learning_fraction)
+    schedule = optax.cosine_decay_schedule(
+        settings.learning_rate, settings.steps, alpha=settings.final_learning_fraction
+    )
     return optax.adam(schedule)
 
 
@@ -162,7 +139,8 @@ def loss_terms(params: NequipParams, species, positions, energy_residual, forces
     return loss, (energy_mse, force_mse)
 
 
-def _chunk(state: TrainState, species, positions, energy_residual, forces, train_idx, batch_key, *, settings, num_steps):
+def _chunk(state: TrainState, species, positions, energy_residual, forces, train_idx, batch_key, *, settings,
+           num_steps):
     """``num_steps`` optimizer steps (lax.scan). Shapes: positions/forces (F, N, 3) on device,
     energy_residual (F,), train_idx (n,) int32; returns the state and per-step metrics."""
     tx = optimizer(settings)
@@ -173,7 +151,8 @@ def _chunk(state: TrainState, species, positions, energy_residual, forces, train
 
     def step(carry, _):
         step_index, weights, opt_state = carry
-        rows = jax.random.choice(jax.random.fold_in(batch_key, step_index), train_idx, (settings.batch_size,), replace=False)
+        step_key = jax.random.fold_in(batch_key, step_index)
+        rows = jax.random.choice(step_key, train_idx, (settings.batch_size,), replace=False)
         (loss, (energy_mse, force_mse)), grads = jax.value_and_grad(weight_loss, has_aux=True)(weights, rows)
         updates, opt_state = tx.update(grads, opt_state, weights)
         return (step_index + 1, optax.apply_updates(weights, updates), opt_state), (loss, energy_mse, force_mse)
@@ -183,11 +162,9 @@ def _chunk(state: TrainState, species, positions, energy_residual, forces, train
     return TrainState(step_index, state.params.replace(weights=weights), opt_state), metrics
 
 
-_train_chunk = jax.jit(_chunk, static_argnames=("settings", "num_steps"))
-
-
 @partial(jax.jit, static_argnames=("settings", "num_steps"))
-def _train_chunk_many(states, species, positions, energy_residuals, forces, train_idx, batch_keys, *, settings, num_steps):
+def _train_chunk_many(states, species, positions, energy_residuals, forces, train_idx, batch_keys, *, settings,
+                      num_steps):
     chunk = partial(_chunk, settings=settings, num_steps=num_steps)
     return jax.vmap(chunk, in_axes=(0, None, None, 0, None, 0, 0))(
         states, species, positions, energy_residuals, forces, train_idx, batch_keys
@@ -278,53 +255,6 @@ def _empty_history(shape) -> TrainHistory:
     return TrainHistory(*(np.full(shape, np.nan, dtype=np.float32) for _ in TrainHistory._fields))
 
 
-def train(
-    key: jax.Array,
-    data: Any,
-    train_idx,
-    config: NequipConfig,
-    *,
-    steps: int,
-    batch_size: int = 5,
-    learning_rate: float = 1e-2,
-    final_learning_fraction: float = 0.01,
-    energy_weight: float = 1.0,
-    force_weight: float = 1.0,
-    checkpoint_dir: str | Path | None = None,
-    checkpoint_every: int = 100,
-    callback: Callable[[int, TrainHistory], None] | None = None,
-) -> tuple[NequipParams, TrainHistory]:
-    """Trains one NequIP model on the frames ``train_idx`` of ``data``; returns (params, history).
-
-    ``data``: a :class:`Frames` or anything with the same fields (``data.Trajectory``). The
-    per-species shift/scale and the average neighbour count are fitted on the training frames.
-    With ``checkpoint_dir`` the run saves every ``checkpoint_every`` steps and resumes from the
-    latest checkpoint there (same data, indices, config and settings, else ConfigError).
-    ``callback(step, history)`` runs after every chunk.
-    """
-    frames = as_frames(data)
-    train_idx = _check_indices(train_idx, frames.energy.shape[0], "train_idx")
-    settings = TrainSettings(
-        steps, batch_size, learning_rate, final_learning_fraction, energy_weight, force_weight, checkpoint_every
-    )
-    if train_idx.shape[0] < batch_size:
-        raise ConfigError(f"batch_size {batch_size} exceeds the {train_idx.shape[0]} training frames.")
-    state, batch_key, residual = _initial_state(key, frames, train_idx, config, settings)
-    species = jnp.asarray(frames.species)
-    positions = jnp.asarray(frames.positions, jnp.float32)
-    forces = jnp.asarray(frames.forces, jnp.float32)
-    idx = jnp.asarray(train_idx)
-
-    def run_chunk(state, num_steps):
-        return _train_chunk(
-            state, species, positions, residual, forces, idx, batch_key, settings=settings, num_steps=num_steps
-        )
-
-    meta = _metadata(config, settings, frames, train_idx, None)
-    state, history = _run(state, _empty_history((steps,)), run_chunk, settings, checkpoint_dir, meta, callback)
-    return state.params, history
-
-
 def train_many(
     keys: jax.Array,
     data: Any,
@@ -341,11 +271,15 @@ def train_many(
     checkpoint_every: int = 100,
     callback: Callable[[int, TrainHistory], None] | None = None,
 ) -> tuple[NequipParams, TrainHistory]:
-    """Trains M models in one vmapped program; model m equals ``train(keys[m], data, train_idx_stack[m], ...)``.
+    """Trains M NequIP models on the frames ``train_idx_stack[m]`` of ``data`` in one vmapped program.
 
-    Shapes: keys (M,) typed keys, train_idx_stack (M, n) (equal-size training sets). Returns
-    params with a leading model axis M on every array and a history of shape (M, steps).
-    Checkpointing works as in :func:`train`.
+    ``data``: a :class:`Frames` or anything with the same fields (``data.Trajectory``). Shapes:
+    keys (M,) typed keys, train_idx_stack (M, n) (equal-size training sets). The per-species
+    shift/scale and the average neighbour count of each model are fitted on its training frames.
+    With ``checkpoint_dir`` the run saves every ``checkpoint_every`` steps and resumes from the
+    latest checkpoint there (same data, indices, config and settings, else ConfigError).
+    ``callback(step, history)`` runs after every chunk. Returns params with a leading model axis
+    M on every array and a history of shape (M, steps).
     """
     frames = as_frames(data)
     train_idx_stack = _check_indices(train_idx_stack, frames.energy.shape[0], "train_idx_stack")
@@ -376,8 +310,20 @@ def train_many(
         )
 
     meta = _metadata(config, settings, frames, train_idx_stack, num_models)
-    state, history = _run(state, _empty_history((num_models, steps)), run_chunk, settings, checkpoint_dir, meta, callback)
+    history = _empty_history((num_models, steps))
+    state, history = _run(state, history, run_chunk, settings, checkpoint_dir, meta, callback)
     return state.params, history
+
+
+def train(key: jax.Array, data: Any, train_idx, config: NequipConfig, *,
+          callback: Callable[[int, TrainHistory], None] | None = None, **options) -> tuple[NequipParams, TrainHistory]:
+    """One model: :func:`train_many` with M = 1 (same options); returns (params, history of shape (steps,))."""
+    def first(history: TrainHistory) -> TrainHistory:
+        return TrainHistory(*(np.asarray(h)[0] for h in history))
+
+    hook = None if callback is None else (lambda step, history: callback(step, first(history)))
+    params, history = train_many(jnp.stack([key]), data, np.asarray(train_idx)[None], config, callback=hook, **options)
+    return unstack(params, 0), first(history)
 
 
 def unstack(params: NequipParams, index: int) -> NequipParams:

@@ -14,17 +14,7 @@ import pytest
 from jaxbench import records
 from jaxbench.cli import main
 
-# A small run: 2 mu values x 12 PEs in chunks of 8, a 46k-event pool.
-TINY_RUN = [
-    "--quick", "--no-progress",
-    "--set", "n_pe_per_mu=12", "--set", "mu_values=0.5,2.0", "--set", "chunk_size=8",
-    "--set", "pool_events=4000,30000,8000,4000", "--set", "train_events=4000,4000,3000,2000",
-    "--set", "epochs=2", "--set", "hidden=16,16", "--set", "n_bins=8", "--set", "n_bootstrap=20",
-    # Tiny studies, for `--study all` on a copy of the finished run.
-    "--set", "study_pe_per_mu=2", "--set", "efficiency_fractions=0.3,1.0", "--set", "efficiency_seeds=1",
-    "--set", "ood_sigmas=-3,0,3", "--set", "rotation_angles=2", "--set", "stability_conditions=4",
-    "--set", "stability_keys=2",
-]
+TINY_RUN = ["--preset", "tiny", "--no-progress"]  # 2 mu values x 12 PEs in chunks of 8, a 46k-event pool
 
 
 def jaxbench_cli(*args, **kwargs) -> subprocess.CompletedProcess:
@@ -59,8 +49,8 @@ def test_bad_flag_is_a_usage_error(capsys):
 def test_unknown_task_and_bad_config_are_named(capsys, tmp_path):
     assert main(["run", "fair_univers-v0", "--out", str(tmp_path / "r")]) == 2
     assert "Did you mean 'fair_universe-v0'" in capsys.readouterr().err
-    assert main(["run", "fair_universe-v0", "--set", "n_pe_per_mu=lots", "--out", str(tmp_path / "r")]) == 2
-    assert "n_pe_per_mu=lots" in capsys.readouterr().err
+    assert main(["run", "fair_universe-v0", "--set", "analysis.n_pe_per_mu=lots", "--out", str(tmp_path / "r")]) == 2
+    assert "analysis.n_pe_per_mu=lots" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
@@ -92,15 +82,15 @@ def test_run_writes_a_complete_run_directory(finished_run):
     assert "coverage score" in stdout and "report.html" in stdout
     manifest = records.read_json(out / "manifest.json")
     assert manifest["status"] == "complete" and manifest["seed"] == 0 and manifest["task_id"] == "fair_universe-v0"
-    assert manifest["config"]["n_pe_per_mu"] == 12 and manifest["environment"]["packages"]["jax"]
-    assert set(manifest["data_checksums"]) >= {"pool", "train"}
+    assert manifest["config"]["analysis"]["n_pe_per_mu"] == 12 and manifest["environment"]["packages"]["jax"]
+    assert "data" in manifest["data_checksums"] and manifest["preset"] == "tiny"
     scores = json.loads((out / "scores.json").read_text())
     assert {"quantiles_score", "interval", "coverage", "rmse", "mae", "n_pseudo_experiments"} <= set(scores)
     assert scores["n_pseudo_experiments"] == 24
-    per_pe = records.read_arrays(out / "arrays" / "pseudo_experiments")
+    per_pe = records.read_arrays(out / "arrays" / "outputs")
     assert per_pe["profiled_p16"].shape == (24,) and np.all(per_pe["profiled_p16"] <= per_pe["profiled_p84"])
     html = (out / "report.html").read_text()
-    for title in ("Scores", "Coverage and width vs μ_true", "Pulls", "Classifier and templates", "Generated events"):
+    for title in ("Scores", "Coverage and width vs μ_true", "Pulls", "Classifier and templates", "Events"):
         assert title in html
     assert html.count("data:image/png;base64,") == 5  # one per figure
     assert {p.name for p in (out / "plots").iterdir()} >= {"coverage_vs_mu.png", "pulls.png", "features.png"}
@@ -120,7 +110,7 @@ def test_killed_run_resumes_to_the_same_numbers(finished_run, tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     process = subprocess.Popen([sys.executable, "-m", "jaxbench.cli", "run", "fair_universe-v0", *TINY_RUN,
                                 "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first_chunk = out / "stages" / "pseudo_experiments" / "chunk_00000.npz"
+    first_chunk = out / "stages" / "evaluate" / "chunk_00000.npz"
     deadline = time.time() + 600
     while not first_chunk.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -132,9 +122,9 @@ def test_killed_run_resumes_to_the_same_numbers(finished_run, tmp_path):
 
     result = jaxbench_cli("run", "fair_universe-v0", *TINY_RUN, "--out", str(out), "--resume", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[resume] stage 'classifier'" in result.stdout
-    resumed = records.read_arrays(out / "arrays" / "pseudo_experiments")
-    uninterrupted = records.read_arrays(reference / "arrays" / "pseudo_experiments")
+    assert "[resume] stage 'fit.classifier'" in result.stdout
+    resumed = records.read_arrays(out / "arrays" / "outputs")
+    uninterrupted = records.read_arrays(reference / "arrays" / "outputs")
     for name, values in uninterrupted.items():
         np.testing.assert_array_equal(resumed[name], values, err_msg=name)
     assert json.loads((out / "scores.json").read_text()) == json.loads((reference / "scores.json").read_text())
@@ -154,12 +144,11 @@ def test_report_and_compare(finished_run, capsys):
 def test_run_on_a_published_format_file_records_its_checksum(tmp_path):
     import jax
 
-    from jaxbench.tasks.fair_universe import task as fu
     from jaxbench.tasks.fair_universe.derived import derived_features
-    from jaxbench.tasks.fair_universe.generator import generate_pool
+    from jaxbench.tasks.fair_universe.generator import generate_pool, normalise_to_yields
     from jaxbench.tasks.fair_universe.io import write_parquet
 
-    pool = fu.normalise_to_yields(generate_pool(jax.random.key(9), (4000, 30000, 8000, 4000)))
+    pool = normalise_to_yields(generate_pool(jax.random.key(9), (4000, 30000, 8000, 4000)))
     pool = type(pool)(*(np.asarray(a) for a in pool))
     data = tmp_path / "FAIR_Universe_HiggsML_data.parquet"
     write_parquet(data, pool, np.asarray(derived_features(pool.pri)))
@@ -180,7 +169,7 @@ def test_studies_run_on_a_finished_run_and_appear_in_the_report(finished_run, tm
     result = jaxbench_cli("run", "fair_universe-v0", *TINY_RUN, "--out", str(out), "--resume", "--study", "all",
                           timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[resume] stage 'classifier'" in result.stdout  # the pipeline is not redone
+    assert "[resume] stage 'fit.classifier'" in result.stdout  # the pipeline is not redone
     names = ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
     html = (out / "report.html").read_text()
     for name in names:

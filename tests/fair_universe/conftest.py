@@ -15,12 +15,11 @@ TINY = {
 
 @pytest.fixture(scope="session")
 def tiny_estimator(tmp_path_factory):
-    """(task, data, estimator) of a tiny configuration, built once per test session."""
+    """(task, data, params) of a tiny configuration, built once per test session."""
     import jaxbench
-    from jaxbench.runner import Run
-    from jaxbench.tasks.fair_universe import task as fu
+    from jaxbench.runner import Runner
 
-    task = jaxbench.make("fair_universe-v0", quick=True, **TINY)
-    run = Run(tmp_path_factory.mktemp("tiny"), task.id, task.config, seed=0, progress=False, log=lambda s: None)
-    data = run.stage("data", lambda: fu.generate_data(jax.random.fold_in(run.key, 0), task.config))
-    return task, data, fu.prepare_estimator(run, data)
+    task = jaxbench.make("fair_universe-v0", "quick", **TINY)
+    runner = Runner(tmp_path_factory.mktemp("tiny"), progress=False, log=lambda s: None)
+    data = task.generate(jax.random.key(0), task.config)
+    return task, data, task.fit(jax.random.key(1), data, task.config, runner.stages("fit"))

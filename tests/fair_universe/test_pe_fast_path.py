@@ -10,7 +10,7 @@ from reference import fair_universe_numpy as ref
 from jaxbench.kernels.segments import weighted_column_sums
 from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe import task as fu
-from jaxbench.tasks.fair_universe.classifier import ScoreNet, make_logit_fn, make_score_fn
+from jaxbench.tasks.fair_universe.classifier import ScoreNet, classifier_score, make_logit_fn
 from jaxbench.tasks.fair_universe.pseudo_experiments import (
     EVENT_BLOCK,
     block_passes,
@@ -68,7 +68,7 @@ def test_folded_score_equals_the_flax_network_on_standardised_features():
     params = {"net": ScoreNet((16, 8)).init(jax.random.key(0), features[:2]),
               "mean": jnp.mean(features, axis=0), "std": jnp.std(features, axis=0) + 1e-6}
     direct = jax.nn.sigmoid(make_logit_fn((16, 8))(params, features))
-    score = make_score_fn((16, 8))
+    score = classifier_score
     np.testing.assert_allclose(np.asarray(score(params, features)), np.asarray(direct), rtol=1e-5, atol=1e-6)
     blocks = (features[:, :16], features[:, 16:])
     np.testing.assert_allclose(np.asarray(score(params, blocks)), np.asarray(score(params, features)), rtol=1e-5,
@@ -137,45 +137,40 @@ def test_blocks_whose_events_all_fail_are_skipped(small_pool):
     assert np.sum(np.asarray(block_passes(prepared, nu))) < np.sum(passes)
 
 
-def _straightforward_pes(pe_fn_inputs, conditions):
+def _straightforward_pes(data, params, conditions, root, max_rate):
     """Histograms of the reference construction: draw_pseudo_experiment, event_features, score, bins."""
-    shared, score_fn, max_rate = pe_fn_inputs
-    pool = schema.EventPool(shared["pri"], shared["weights"], shared["process"])
+    score_fn = classifier_score
     hists = []
-    for i in range(len(conditions["index"])):
-        pe = draw_pseudo_experiment(pe_key(shared["key"], conditions["index"][i]), pool, shared["met_noise"],
-                                    conditions["mu_true"][i], conditions["nu_true"][i], max_rate)
-        score = score_fn(shared["params"], event_features(pe.pri))
-        hists.append(weighted_column_sums(pe.counts, bin_fractions(score, shared["edges"])))
+    for i in range(conditions.mu_true.shape[0]):
+        pe = draw_pseudo_experiment(pe_key(root, i), data.pool, data.met_noise, conditions.mu_true[i],
+                                    conditions.nu_true[i], max_rate)
+        score = score_fn(params.classifier, event_features(pe.pri))
+        hists.append(weighted_column_sums(pe.counts, bin_fractions(score, params.templates.edges)))
     return np.asarray(jnp.stack(hists))
 
 
-def test_pe_fn_equals_the_straightforward_path_with_and_without_a_prepared_pool(tiny_estimator):
-    task, data, estimator = tiny_estimator
-    pool = fu.as_pool(data["pool"])
-    shared = {**pool._asdict(), **estimator["templates"], "params": estimator["params"], "key": jax.random.key(5),
-              "met_noise": pool_met_noise(jax.random.key(6), pool)}
-    conditions = fu.pe_conditions(jax.random.key(3), {**task.config, "mu_values": (0.5, 2.0), "n_pe_per_mu": 3})
-    score_fn = make_score_fn(task.config["hidden"])
-    max_rate = max_event_rate(pool, 2.0)
-    pe_fn = jax.jit(fu.make_pe_fn(score_fn, int(task.config["n_bins"]), max_rate))
-    prepared = pe_fn(fu.with_prepared_pool(shared), conditions)
-    unprepared = pe_fn(shared, conditions)
-    expected = _straightforward_pes((shared, score_fn, max_rate), conditions)
-    np.testing.assert_allclose(np.asarray(prepared["hist"]), expected, rtol=2e-5)
-    np.testing.assert_allclose(np.asarray(unprepared["hist"]), np.asarray(prepared["hist"]), rtol=1e-6)
-    np.testing.assert_array_equal(np.asarray(prepared["n_events"]), expected.sum(axis=1).round())
+def test_pe_fn_equals_the_straightforward_path_on_sorted_and_unsorted_pools(tiny_estimator):
+    from jaxbench import config as configs
+    from jaxbench.tasks.fair_universe.estimator import PEShared
+
+    task, data, params = tiny_estimator
+    config = configs.override(task.config, {"mu_values": (0.5, 2.0), "n_pe_per_mu": 3})
+    conditions = fu.pe_conditions(jax.random.key(3), config)
+    root = jax.random.key(5)
+    keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(conditions.mu_true.shape[0]))
+    shared = fu.prepare(params, data, config)  # sorted by had pT
+    unsorted = PEShared(prepare_pool(data.pool, data.met_noise), shared.templates, shared.classifier, shared.max_rate)
+    pe_fn = jax.jit(task.evaluate)
+    prepared, plain = pe_fn(shared, conditions, keys), pe_fn(unsorted, conditions, keys)
+    expected = _straightforward_pes(data, params, conditions, root,
+                                    max_event_rate(data.pool, 2.0))
+    np.testing.assert_allclose(np.asarray(prepared.hist), expected, rtol=2e-5)
+    np.testing.assert_allclose(np.asarray(plain.hist), np.asarray(prepared.hist), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(prepared.n_events), expected.sum(axis=1).round())
     # Sorted and unsorted pools sum the histograms in other orders (~1e-6); the fits then move the
     # interval edges by < 1e-3 of the interval's width.
     for fit in ("profiled", "stat_only"):
-        width = np.asarray(prepared[f"{fit}_p84"]) - np.asarray(prepared[f"{fit}_p16"])
+        width = np.asarray(getattr(prepared, f"{fit}_p84")) - np.asarray(getattr(prepared, f"{fit}_p16"))
         for edge in ("p16", "p84"):
-            difference = np.abs(np.asarray(unprepared[f"{fit}_{edge}"]) - np.asarray(prepared[f"{fit}_{edge}"]))
+            difference = np.abs(np.asarray(getattr(plain, f"{fit}_{edge}")) - np.asarray(getattr(prepared, f"{fit}_{edge}")))
             assert np.all(difference < 1e-3 * width), (fit, edge, difference / width)
-    # A prepared pool of other events (here: the pool rotated, as in a rotation study) is detected
-    # and the pool prepared again.
-    rotated = {**fu.with_prepared_pool(shared), "pri": shared["pri"].at[:, schema.PRI["PRI_lep_phi"]].multiply(-1.0)}
-    np.testing.assert_allclose(np.asarray(pe_fn(rotated, conditions)["hist"]),
-                               np.asarray(pe_fn({k: v for k, v in rotated.items() if k != "prepared"}, conditions)["hist"]),
-                               rtol=1e-6)
-    assert not np.allclose(np.asarray(pe_fn(rotated, conditions)["hist"]), np.asarray(prepared["hist"]), rtol=1e-6)

@@ -7,7 +7,7 @@ import pytest
 from jaxbench.tasks.fair_universe import schema
 from jaxbench.tasks.fair_universe.derived import derived_features
 from jaxbench.tasks.fair_universe.generator import generate_pool
-from jaxbench.tasks.fair_universe.studies import PHI_COLUMNS, nuisance_at, rotate_azimuth
+from jaxbench.tasks.fair_universe.systematics import PHI_COLUMNS, nuisance_at, rotate_azimuth
 
 
 @pytest.fixture(scope="module")

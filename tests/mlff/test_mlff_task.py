@@ -10,13 +10,7 @@ import pytest
 from jaxbench import records
 
 # Ethanol (9 atoms) keeps the GFN2-xTB dynamics and the training short.
-TINY = [
-    "--quick", "--no-progress",
-    "--set", "molecule=ethanol", "--set", "n_frames=240", "--set", "save_every=2", "--set", "equilibration_steps=100",
-    "--set", "train_frames=40", "--set", "test_frames=16", "--set", "steps=60", "--set", "checkpoint_every=30",
-    "--set", "efficiency_sizes=10,20,100000", "--set", "efficiency_seeds=2", "--set", "window_frames=10",
-    "--set", "soap_frames=6", "--set", "soap_n_max=3", "--set", "soap_l_max=2", "--set", "equivariance_trials=2",
-]
+TINY = ["--preset", "tiny", "--no-progress"]
 
 
 def jaxbench_cli(*args, cache, timeout=900):
@@ -40,16 +34,24 @@ def test_run_reports_test_window_errors_in_mev(studied_run):
     metrics = records.read_json(out / "metrics.json")
     assert metrics["data"]["formula"] == "C2H6O" and metrics["train_frames"] == 40 and metrics["test_frames"] == 16
     assert {"force_mae_H", "force_mae_C", "force_mae_O"} <= set(metrics)
-    errors = records.read_arrays(out / "arrays" / "test_errors")
-    assert errors["force_error_norm_mev"].shape == (16, 9) and np.all(np.isfinite(errors["energy_error_mev"]))
-    # Per-sample errors reproduce the reported MAE (the summary is a reduction of them).
-    np.testing.assert_allclose(np.mean(np.abs(errors["energy_error_mev"])), metrics["energy_mae_mev"], rtol=1e-6)
+    per_frame = records.read_arrays(out / "arrays" / "per_sample")
+    items = records.read_arrays(out / "arrays" / "items")
+    outputs = records.read_arrays(out / "arrays" / "outputs")
+    assert outputs["forces"].shape == items["forces"].shape == (16, 9, 3)
+    assert np.all(np.isfinite(per_frame["energy_abs_error_mev"]))
+    # Per-frame errors reproduce the reported MAEs (the scores are reductions of them).
+    np.testing.assert_allclose(np.mean(per_frame["energy_abs_error_mev"]), metrics["energy_mae_mev"], rtol=1e-6)
+    force_error = 1e3 * (outputs["forces"].astype(np.float64) - items["forces"])
+    np.testing.assert_allclose(np.mean(np.abs(force_error)), metrics["force_mae_mev_per_a"], rtol=1e-6)
+    hydrogens = items["species"][0] == 1
+    np.testing.assert_allclose(np.mean(np.abs(force_error[:, hydrogens])), metrics["force_mae_H"], rtol=1e-6)
     # Test frames come after every training frame (temporal split).
-    trace = records.read_arrays(out / "arrays" / "trajectory_trace")
-    assert trace["time_index"][trace["train"]].max() < errors["time_index"].min()
+    traj = records.load_pytree(out / "stages" / "data.npz").trajectory
+    train = records.load_pytree(out / "stages" / "fit.split.npz")
+    assert train.shape == (40,) and traj.time_index[train].max() < items["time_index"].min()
     assert any(cache.rglob("*.datacard.json"))  # the generated trajectory is cached
     manifest = records.read_json(out / "manifest.json")
-    assert manifest["status"] == "complete" and "trajectory" in manifest["data_checksums"]
+    assert manifest["status"] == "complete" and manifest["preset"] == "tiny" and "data" in manifest["data_checksums"]
 
 
 def test_every_study_is_written_and_reported(studied_run):
@@ -69,16 +71,24 @@ def test_every_study_is_written_and_reported(studied_run):
     assert len(set(values)) > 1 and all(0.0 < v <= 1.0 + 1e-6 for v in values)
     equivariance = records.read_json(out / "studies" / "equivariance" / "result.json")["summary"]["max_errors"]
     assert equivariance["rotation"]["forces_rel"] < 1e-4 and equivariance["permutation"]["energy_rel"] < 1e-4
+    # The per-species force errors are per-frame metrics, so the generic breakdown groups them too.
+    breakdown = (out / "studies" / "breakdown" / "table.csv").read_text()
+    assert "force_mae_H" in breakdown and "time_after_pool" in breakdown
+
+
+def test_report_is_rebuilt_from_the_checkpoints_alone(studied_run):
+    out, _, cache = studied_run
+    (out / "report.html").unlink()
+    result = jaxbench_cli("report", str(out), cache=cache)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Study: Equivariance test" in (out / "report.html").read_text()
 
 
 def test_rmd17_files_run_with_the_published_split(studied_run, tmp_path):
-    from jaxbench.tasks.mlff.data import HARTREE_IN_EV, Trajectory, write_rmd17
-
-    from jaxbench.records import load_pytree
+    from jaxbench.tasks.mlff.data import HARTREE_IN_EV, write_rmd17
 
     out, _, cache = studied_run
-    data = load_pytree(out / "stages" / "data.npz")
-    traj = Trajectory(*(np.asarray(data[name]) for name in Trajectory._fields))
+    traj = records.load_pytree(out / "stages" / "data.npz").trajectory
     perm = np.random.default_rng(0).permutation(traj.num_frames)  # files need not be in time order
     # GFN2-xTB energies are valence-only; rMD17 holds DFT total energies, which the loader's unit
     # check expects near the summed free-atom energies (2 C + 6 H + O, Hartree). A constant shift
@@ -94,21 +104,21 @@ def test_rmd17_files_run_with_the_published_split(studied_run, tmp_path):
     np.savetxt(splits / "index_train_01.csv", np.arange(0, 120), fmt="%d")
     np.savetxt(splits / "index_test_01.csv", np.arange(120, 240), fmt="%d")
     run = tmp_path / "run"
-    result = jaxbench_cli("run", "mlff_aspirin-v0", *TINY, "--set", "split=published", "--data", str(root),
-                          "--out", str(run), cache=cache)
+    result = jaxbench_cli("run", "mlff_aspirin-v0", *TINY, "--set", "data.split=published", "--set",
+                          "data.check_units=true", "--data", str(root), "--out", str(run), cache=cache)
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = records.read_json(run / "manifest.json")
     assert any(k.endswith("rmd17_ethanol.npz") for k in manifest["data_checksums"])
-    errors = records.read_arrays(run / "arrays" / "test_errors")
-    assert set(errors["frame"]) <= set(range(120, 240))
+    items = records.read_arrays(run / "arrays" / "items")
+    assert set(items["frame"]) <= set(range(120, 240))
     # The file's frames, in eV again after the kcal/mol round trip.
-    np.testing.assert_allclose(errors["energy_ev"], shuffled.energy[errors["frame"]], rtol=1e-12)
+    np.testing.assert_allclose(items["energy"], shuffled.energy[items["frame"]], rtol=1e-12)
 
 
-def test_bad_config_and_missing_split_files_are_named(tmp_path):
-    result = jaxbench_cli("run", "mlff_aspirin-v0", "--set", "split=random", "--out", str(tmp_path / "r"),
-                          cache=tmp_path)
-    assert result.returncode == 2 and "split must be one of" in result.stderr and not (tmp_path / "r").exists()
-    result = jaxbench_cli("run", "mlff_aspirin-v0", "--set", "molecule=benzene", "--out", str(tmp_path / "r"),
-                          cache=tmp_path)
-    assert result.returncode == 2 and "benzene" in result.stderr and not (tmp_path / "r").exists()
+def test_bad_config_and_a_published_split_without_files_are_named(tmp_path):
+    for setting, named in (("split=random", "split must be one of"), ("molecule=benzene", "benzene"),
+                           ("data.split=published", "--data PATH")):
+        result = jaxbench_cli("run", "mlff_aspirin-v0", "--preset", "tiny", "--set", setting,
+                              "--out", str(tmp_path / "r"), cache=tmp_path)
+        assert result.returncode == 2 and named in result.stderr, result.stderr[-2000:]
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()

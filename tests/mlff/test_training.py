@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_nequip import morse_frames  # tests/ has no __init__.py; pytest puts tests/mlff on sys.path
 
 from jaxbench.errors import ConfigError, DataFormatError
 from jaxbench.tasks.mlff import nequip, training
-from test_nequip import morse_frames  # tests/ has no __init__.py; pytest puts tests/mlff on sys.path
 
 NUM_FRAMES = 200
 TRAIN = np.arange(0, 150)
@@ -64,7 +64,8 @@ def test_resumed_training_ends_with_the_params_of_an_uninterrupted_run(data, sho
         )
     seen = []
     params, history = training.train(
-        jax.random.key(7), data, TRAIN, nequip.TINY, checkpoint_dir=tmp_path, callback=lambda step, h: seen.append(step), **SHORT
+        jax.random.key(7), data, TRAIN, nequip.TINY, checkpoint_dir=tmp_path,
+        callback=lambda step, h: seen.append(step), **SHORT
     )
     assert seen == [30]  # it resumed at step 20, not from scratch
     reference_params, reference_history = short_run
@@ -75,7 +76,8 @@ def test_resumed_training_ends_with_the_params_of_an_uninterrupted_run(data, sho
 def test_resuming_with_other_settings_is_a_config_error(data, tmp_path):
     training.train(jax.random.key(7), data, TRAIN, nequip.TINY, checkpoint_dir=tmp_path, **SHORT)
     with pytest.raises(ConfigError, match="settings"):
-        training.train(jax.random.key(7), data, TRAIN, nequip.TINY, checkpoint_dir=tmp_path, learning_rate=0.02, **SHORT)
+        training.train(jax.random.key(7), data, TRAIN, nequip.TINY, checkpoint_dir=tmp_path, learning_rate=0.02,
+                       **SHORT)
 
 
 def test_train_many_equals_training_each_model_separately(data, short_run):
@@ -108,8 +110,11 @@ def test_evaluate_gives_per_sample_errors_independent_of_batching(data, short_ru
     np.testing.assert_allclose(evaluation.force_error_norm_mev, np.linalg.norm(evaluation.force_error_mev, axis=-1))
     # The energy error is prediction minus reference in meV: check it against the total energy.
     energy, forces = nequip.energy_and_forces(params, data.species, data.positions[idx])
-    np.testing.assert_allclose(evaluation.energy_error_mev, 1e3 * (np.asarray(energy, np.float64) - data.energy[idx]), atol=0.5)
-    np.testing.assert_allclose(evaluation.force_error_mev, 1e3 * (np.asarray(forces, np.float64) - data.forces[idx]), atol=1e-2)
+    reference_energy, reference_forces = data.energy[idx], data.forces[idx]
+    np.testing.assert_allclose(evaluation.energy_error_mev, 1e3 * (np.asarray(energy, np.float64) - reference_energy),
+                               atol=0.5)
+    np.testing.assert_allclose(evaluation.force_error_mev, 1e3 * (np.asarray(forces, np.float64) - reference_forces),
+                               atol=1e-2)
 
 
 def test_force_mae_per_species_averages_the_components_of_each_element():

@@ -1,0 +1,249 @@
+"""Studies of forecast fields over lead time (nowcasting): reductions, their plots and study kinds.
+
+Shapes: S samples, T lead times (frames), H x W pixels. Each analysis reduces per-sample fields or
+metrics with the jitted kernels of :mod:`jaxbench.kernels.stats` and returns a
+:class:`~jaxbench.studies.table.StudyResult`; each plot reads only that result (so ``jaxbench
+report`` re-draws it from saved files); ``FIELD_STUDIES`` holds the study kinds a task adds to its
+``Task.studies`` with its own ``run``. Computations, plots and kinds share one module: every plot
+and kind belongs to exactly one analysis here, and matplotlib is imported only when a plot draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jaxbench.errors import ConfigError
+from jaxbench.report import Figure, figure_png
+from jaxbench.studies import plots
+from jaxbench.studies.analyses import fit_summary as _fit_summary
+from jaxbench.studies.analyses import scalars as _scalars
+from jaxbench.studies.catalogue import line_plot
+from jaxbench.studies.context import StudyInfo
+from jaxbench.studies.table import Row, StudyResult, make_rows
+
+from . import stats
+
+MASK_MODES = ("observed", "predicted", "union", "intersection")
+
+
+# -- time-frame slices ----------------------------------------------------------------------------
+def frame_slices(per_sample: Mapping[str, ArrayLike], lead_times: Sequence[float]) -> StudyResult:
+    """Mean, standard error and support of per-sample metrics (S, T) per lead time (NaNs skipped)."""
+    rows: list[Row] = []
+    summary = {}
+    for metric, values in per_sample.items():
+        values = jnp.asarray(values, jnp.float32)
+        s, t = values.shape
+        if t != len(lead_times):
+            raise ValueError(f"frame_slices: '{metric}' has {t} frames for {len(lead_times)} lead times.")
+        frame = jnp.broadcast_to(jnp.arange(t)[None, :], (s, t))
+        valid = ~jnp.isnan(values)
+        g = stats.group_stats(jnp.where(valid, values, 0.0).ravel(), jnp.where(valid, frame, -1).ravel(), t)
+        for i, lead in enumerate(lead_times):
+            rows.append(Row("", f"t={lead:g}", float(lead), 0, metric, float(g.mean[i]), float(g.sem[i]),
+                            int(g.count[i])))
+        summary[metric] = _fit_summary(np.asarray(lead_times, float), np.asarray(g.mean))
+    return StudyResult("frame_slices", tuple(rows), {"trend_vs_lead_time": summary})
+
+
+# -- differential trend ---------------------------------------------------------------------------
+def differential_trend(prediction: ArrayLike, truth: ArrayLike, start: ArrayLike,
+                       lead_times: Sequence[float]) -> StudyResult:
+    """Slope, Pearson r and sign agreement of predicted vs true change mean(field_t) - mean(start).
+
+    Shapes: prediction, truth (S, T, ...); start (S, ...) the last observed frame; trailing axes
+    are averaged. Rows per lead time; ``arrays`` keeps delta_true, delta_pred (S, T).
+    """
+    prediction, truth, start = (jnp.asarray(a, jnp.float32) for a in (prediction, truth, start))
+    axes = tuple(range(2, prediction.ndim))
+    base = jnp.mean(start, axis=tuple(range(1, start.ndim))) if start.ndim > 1 else start
+    d_pred = (jnp.mean(prediction, axis=axes) if axes else prediction) - base[:, None]
+    d_true = (jnp.mean(truth, axis=axes) if axes else truth) - base[:, None]
+    rows: list[Row] = []
+    s = d_pred.shape[0]
+    for i, lead in enumerate(lead_times):
+        fit = stats.linear_fit(d_true[:, i], d_pred[:, i])
+        agree = jnp.mean((jnp.sign(d_pred[:, i]) == jnp.sign(d_true[:, i])).astype(jnp.float32))
+        values = {"slope": fit.slope, "pearson": stats.pearson(d_true[:, i], d_pred[:, i]), "sign_agreement": agree}
+        rows += make_rows("", f"t={lead:g}", lead, 0, _scalars(values, "differential_trend"), support=s,
+                          errors={"slope": fit.slope_err})
+    return StudyResult("differential_trend", tuple(rows), {},
+                       {"delta_true": np.asarray(d_true), "delta_pred": np.asarray(d_pred),
+                        "lead_times": np.asarray(lead_times, float)})
+
+
+# -- centre-of-mass displacement ------------------------------------------------------------------
+def center_of_mass(prediction: ArrayLike, truth: ArrayLike, lead_times: Sequence[float],
+                   pixel_size: float = 1.0) -> StudyResult:
+    """Displacement (dy, dx, r; ``pixel_size`` units) of the predicted from the true intensity centroid.
+
+    Shapes: fields (S, T, H, W); ``arrays`` keeps dy, dx, r (S, T). Rows per lead time: mean dy,
+    dx, r and median r over samples where both centroids exist (support).
+    """
+    c_pred = stats.centroid(jnp.asarray(prediction, jnp.float32))
+    c_true = stats.centroid(jnp.asarray(truth, jnp.float32))
+    d = np.asarray((c_pred - c_true) * pixel_size)
+    dy, dx = d[..., 0], d[..., 1]
+    r = np.hypot(dy, dx)
+    rows: list[Row] = []
+    for i, lead in enumerate(lead_times):
+        ok = np.isfinite(r[:, i])
+        n = int(ok.sum())
+        if n == 0:
+            continue
+        values = {"dy_mean": dy[ok, i].mean(), "dx_mean": dx[ok, i].mean(), "r_mean": r[ok, i].mean(),
+                  "r_median": np.median(r[ok, i])}
+        rows += make_rows("", f"t={lead:g}", lead, 0, values, support=n,
+                          errors={"r_mean": r[ok, i].std() / math.sqrt(n)})
+    return StudyResult("center_of_mass", tuple(rows), {"pixel_size": pixel_size},
+                       {"dy": dy, "dx": dx, "r": r, "lead_times": np.asarray(lead_times, float)})
+
+
+# -- active-area scoping --------------------------------------------------------------------------
+def active_mask(prediction: jax.Array, truth: jax.Array, threshold: float, mode: str) -> jax.Array:
+    """Pixels where the observed / predicted field (or their union / intersection) is >= threshold."""
+    o, p = truth >= threshold, prediction >= threshold
+    masks = {"observed": lambda: o, "predicted": lambda: p, "union": lambda: o | p, "intersection": lambda: o & p}
+    if mode not in masks:
+        raise ConfigError(f"active_area: mode must be one of {MASK_MODES}, got {mode!r}.")
+    return masks[mode]()
+
+
+def active_area(prediction: ArrayLike, truth: ArrayLike, lead_times: Sequence[float], threshold: float,
+                mode: str = "union") -> StudyResult:
+    """MAE, RMSE, bias and pixel count of (S, T, H, W) fields inside the active mask, per lead time.
+
+    Every masked pixel of every sample counts once (support: masked pixels); a lead time with an
+    empty mask gives no row.
+    """
+    prediction, truth = jnp.asarray(prediction, jnp.float32), jnp.asarray(truth, jnp.float32)
+    mask = active_mask(prediction, truth, threshold, mode)
+    err = prediction - truth
+    axes = (0, 2, 3)
+    n = jnp.sum(mask, axis=axes)
+    safe = jnp.maximum(n, 1)
+    mae = jnp.sum(jnp.where(mask, jnp.abs(err), 0.0), axis=axes) / safe
+    rmse = jnp.sqrt(jnp.sum(jnp.where(mask, err**2, 0.0), axis=axes) / safe)
+    bias = jnp.sum(jnp.where(mask, err, 0.0), axis=axes) / safe
+    rows: list[Row] = []
+    for i, lead in enumerate(lead_times):
+        if int(n[i]) == 0:
+            continue
+        values = {"mae": mae[i], "rmse": rmse[i], "bias": bias[i], "pixels": n[i]}
+        rows += make_rows(mode, f"t={lead:g}", lead, 0, _scalars(values, "active_area"), support=int(n[i]))
+    return StudyResult("active_area", tuple(rows), {"threshold": threshold, "mode": mode})
+
+
+# -- cumulative metrics ---------------------------------------------------------------------------
+def per_sample_csi(forecast: ArrayLike, observed: ArrayLike, threshold: float) -> tuple[jax.Array, jax.Array]:
+    """CSI (S, T) of (S, T, H, W) fields, and the samples (S,) with hits + misses + false alarms > 0
+    in every frame."""
+    c = stats.contingency(jnp.asarray(forecast), jnp.asarray(observed), threshold, axes=(-2, -1))
+    return c.csi, jnp.all(~jnp.isnan(c.csi), axis=1)
+
+
+def cumulative_metric(per_sample: ArrayLike, lead_times: Sequence[float], edges: Sequence[float],
+                      select: ArrayLike | None = None, metric: str = "metric") -> StudyResult:
+    """Distribution of a per-sample metric (S, T) per lead time over the ``select``-ed (S,) samples.
+
+    Rows per lead time and bin: fraction of selected samples (support: count). ``arrays['histogram']``
+    is (T, bins) counts; ``summary['cumulative_mean']`` the mean over selected samples per lead time.
+    """
+    values = jnp.asarray(per_sample, jnp.float32)
+    s, t = values.shape
+    keep = jnp.ones((s,), bool) if select is None else jnp.asarray(select, bool)
+    edges = jnp.asarray(edges, jnp.float32)
+    frame = jnp.broadcast_to(jnp.arange(t, dtype=jnp.float32)[None, :], (s, t))
+    masked = jnp.where(keep[:, None], values, jnp.nan)
+    hist = np.asarray(stats.histogram2d(frame.ravel(), masked.ravel(), jnp.arange(t + 1, dtype=jnp.float32), edges))
+    n_kept = int(jnp.sum(keep))
+    centers = 0.5 * (np.asarray(edges)[1:] + np.asarray(edges)[:-1])
+    rows: list[Row] = []
+    for i, lead in enumerate(lead_times):
+        for b, c in enumerate(centers):
+            rows.append(Row(f"t={lead:g}", f"[{float(edges[b]):g}, {float(edges[b + 1]):g})", float(c), 0,
+                            f"{metric}_fraction", hist[i, b] / max(n_kept, 1), math.nan, int(hist[i, b])))
+    means = np.nanmean(np.asarray(masked), axis=0) if n_kept else np.full(t, np.nan)
+    return StudyResult("cumulative", tuple(rows), {"metric": metric, "selected_samples": n_kept,
+                                                   "cumulative_mean": means.tolist()},
+                       {"histogram": hist, "edges": np.asarray(edges), "lead_times": np.asarray(lead_times, float)})
+
+
+# -- plots ----------------------------------------------------------------------------------------
+def histogram_per_lead(result: StudyResult, name: str, caption: str, key: str = "histogram") -> Figure:
+    """A 2-D histogram: lead time (x) vs metric bins (y), colour = fraction of samples."""
+    hist = np.asarray(result.arrays[key], float)
+    edges = np.asarray(result.arrays["edges"], float)
+    leads = np.asarray(result.arrays["lead_times"], float)
+    fig, (ax,) = plots._figure(1, width=5.5, height=3.6)
+    total = max(hist.sum(axis=1).max(), 1.0)
+    mesh = ax.pcolormesh(np.arange(len(leads) + 1) - 0.5, edges, (hist / total).T, cmap="viridis")
+    ax.set_xticks(range(len(leads)), [f"{t:g}" for t in leads], fontsize=7)
+    ax.set_xlabel("lead time")
+    ax.set_ylabel(result.summary.get("metric", "metric"))
+    fig.colorbar(mesh, ax=ax, label="fraction of samples")
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+def displacement_hist(result: StudyResult, name: str, caption: str) -> Figure:
+    """Box plots of the centroid displacement r (``pixel_size`` units) per lead time."""
+    r = np.asarray(result.arrays["r"], float)
+    leads = np.asarray(result.arrays["lead_times"], float)
+    fig, (ax,) = plots._figure(1, width=5.5)
+    data = [r[np.isfinite(r[:, i]), i] for i in range(r.shape[1])]
+    ax.boxplot(data, positions=range(len(leads)))
+    ax.set_xticks(range(len(leads)), [f"{t:g}" for t in leads], fontsize=7)
+    ax.set_xlabel("lead time")
+    ax.set_ylabel(f"centroid displacement r ({result.summary.get('pixel_size', 1)} units/pixel)")
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+def trend_scatter(result: StudyResult, name: str, caption: str) -> Figure:
+    """Predicted vs true change per lead time (at most ``plots.MAX_PANELS`` panels), with the diagonal."""
+    dt, dp = np.asarray(result.arrays["delta_true"]), np.asarray(result.arrays["delta_pred"])
+    leads = np.asarray(result.arrays["lead_times"], float)
+    show = np.unique(np.linspace(0, len(leads) - 1, min(len(leads), plots.MAX_PANELS)).astype(int))
+    fig, axes = plots._figure(len(show))
+    for ax, i in zip(axes, show):
+        ax.scatter(dt[:, i], dp[:, i], s=4, alpha=0.5)
+        lim = np.nanmax(np.abs(np.concatenate([dt[:, i], dp[:, i]]))) or 1.0
+        ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8)
+        ax.set_title(f"lead {leads[i]:g}", fontsize=9)
+        ax.set_xlabel("true change")
+        ax.set_ylabel("predicted change")
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+# -- study kinds ----------------------------------------------------------------------------------
+FRAME_SLICES = StudyInfo(
+    "frame_slices", "Time-frame slices", "How does the metric change with lead time?",
+    line_plot("lead time", "Metric per lead time (mean +- standard error)."))
+DIFFERENTIAL_TREND = StudyInfo(
+    "differential_trend", "Differential trend",
+    "Does the model predict the direction and size of change from the last observed frame?",
+    lambda r: [trend_scatter(r, "study_differential_trend", "Predicted vs true change from the start frame."),
+               plots.metric_vs_x(r, "study_differential_trend_lines", "Slope, Pearson r and sign agreement per "
+                                 "lead time.", "lead time")])
+CENTER_OF_MASS = StudyInfo(
+    "center_of_mass", "Centre-of-mass displacement",
+    "How far is the predicted intensity centroid from the observed one?",
+    lambda r: [displacement_hist(r, "study_center_of_mass", "Centroid displacement per lead time.")])
+ACTIVE_AREA = StudyInfo(
+    "active_area", "Active-area scoping", "How good is the model where something happens (above a threshold)?",
+    line_plot("lead time", "Metrics inside the active mask per lead time."))
+CUMULATIVE = StudyInfo(
+    "cumulative", "Cumulative metrics",
+    "How is a per-sample metric distributed across the test set at each lead time?",
+    lambda r: [histogram_per_lead(r, "study_cumulative", "Distribution of the per-sample metric per lead time.")])
+
+FIELD_STUDIES: dict[str, StudyInfo] = {info.name: info for info in (
+    FRAME_SLICES, DIFFERENTIAL_TREND, CENTER_OF_MASS, ACTIVE_AREA, CUMULATIVE)}

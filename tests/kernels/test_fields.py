@@ -1,0 +1,121 @@
+"""Field studies over lead time on small problems whose answers are known in closed form or by a
+numpy loop: frame slices, differential trend, centroid shift, active area, cumulative CSI."""
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxbench.errors import ConfigError
+from jaxbench.kernels import fields
+from jaxbench.report import Figure
+
+
+# -- frame slices and differential trend ----------------------------------------------------------
+def test_frame_slices_match_a_numpy_loop_and_skip_nans():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(50, 4)) + np.arange(4)[None, :]
+    values[::7, 2] = np.nan
+    result = fields.frame_slices({"mae": values}, [5, 10, 15, 20])
+    for t, r in enumerate(result.select("mae")):
+        column = values[:, t][~np.isnan(values[:, t])]
+        assert r.support == column.size and r.x == [5, 10, 15, 20][t]
+        assert r.value == pytest.approx(column.mean(), abs=1e-5)
+        assert r.error == pytest.approx(column.std() / math.sqrt(column.size), rel=1e-4)
+    assert result.summary["trend_vs_lead_time"]["mae"]["slope"] == pytest.approx(0.2, abs=0.05)
+
+
+def test_differential_trend_of_a_damped_forecast():
+    rng = np.random.default_rng(1)
+    start = rng.normal(size=(40, 8, 8))
+    truth = start[:, None] + rng.normal(size=(40, 3, 1, 1)) * np.ones((1, 1, 8, 8))
+    damped = start[:, None] + 0.5 * (truth - start[:, None])
+    result = fields.differential_trend(damped, truth, start, [1, 2, 3])
+    np.testing.assert_allclose(result.column("value", "slope"), 0.5, atol=1e-5)
+    np.testing.assert_allclose(result.column("value", "pearson"), 1.0, atol=1e-5)
+    np.testing.assert_allclose(result.column("value", "sign_agreement"), 1.0)
+    opposite = fields.differential_trend(start[:, None] - (truth - start[:, None]), truth, start, [1, 2, 3])
+    np.testing.assert_allclose(opposite.column("value", "sign_agreement"), 0.0)
+
+
+# -- centroid, active area, cumulative ------------------------------------------------------------
+def _blobs(shift):
+    yy, xx = np.mgrid[:32, :32]
+    truth = np.exp(-((yy - 16.0) ** 2 + (xx - 16.0) ** 2) / 6.0)
+    pred = np.exp(-((yy - 16.0 - shift[0]) ** 2 + (xx - 16.0 - shift[1]) ** 2) / 6.0)
+    return pred, truth
+
+
+def test_center_of_mass_measures_a_shift_of_k_pixels():
+    blobs = [_blobs((k, 0)) for k in (0, 1, 2, 3)]
+    pred = np.stack([[f[0] for f in blobs]] * 2)  # (S=2, T=4, H, W): lead time t shifts by t pixels
+    truth = np.stack([[f[1] for f in blobs]] * 2)
+    result = fields.center_of_mass(pred, truth, [1, 2, 3, 4], pixel_size=2.0)
+    np.testing.assert_allclose(result.column("value", "r_mean"), [0.0, 2.0, 4.0, 6.0], atol=1e-3)
+    np.testing.assert_allclose(result.column("value", "dy_mean"), [0.0, 2.0, 4.0, 6.0], atol=1e-3)
+    np.testing.assert_allclose(result.column("value", "dx_mean"), 0.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", fields.MASK_MODES)
+def test_active_area_matches_a_numpy_loop(mode):
+    rng = np.random.default_rng(2)
+    pred, truth = rng.gamma(1.0, 1.0, (5, 3, 12, 12)), rng.gamma(1.0, 1.0, (5, 3, 12, 12))
+    result = fields.active_area(pred, truth, [1, 2, 3], threshold=1.5, mode=mode)
+    o, p = truth >= 1.5, pred >= 1.5
+    mask = {"observed": o, "predicted": p, "union": o | p, "intersection": o & p}[mode]
+    for t, lead in enumerate([1, 2, 3]):
+        m = mask[:, t]
+        err = (pred[:, t] - truth[:, t])[m]
+        got = {r.metric: r for r in result.rows if r.x == lead}
+        assert got["pixels"].value == m.sum() == got["mae"].support
+        assert got["mae"].value == pytest.approx(np.abs(err).mean(), rel=1e-5)
+        assert got["rmse"].value == pytest.approx(np.sqrt((err**2).mean()), rel=1e-5)
+        assert got["bias"].value == pytest.approx(err.mean(), rel=1e-4, abs=1e-6)
+    with pytest.raises(ConfigError, match="mode"):
+        fields.active_area(pred, truth, [1, 2, 3], 1.5, mode="everything")
+
+
+def test_cumulative_csi_histogram_matches_numpy():
+    rng = np.random.default_rng(3)
+    obs = rng.gamma(0.5, 2.0, (30, 4, 10, 10))
+    fc = obs * rng.uniform(0.5, 1.5, obs.shape)
+    obs[0, 2] = 0.0  # sample 0 has no event in frame 2: dropped from the cumulative CSI
+    fc[0, 2] = 0.0
+    csi, keep = fields.per_sample_csi(fc, obs, 1.0)
+    assert not bool(keep[0]) and bool(jnp.all(keep[1:]))
+    edges = np.linspace(0, 1, 6)
+    result = fields.cumulative_metric(csi, [1, 2, 3, 4], edges, select=keep, metric="csi")
+    csi_np = np.asarray(csi)[np.asarray(keep)]
+    for t in range(4):
+        ref, _ = np.histogram(csi_np[:, t], edges)
+        np.testing.assert_array_equal(result.arrays["histogram"][t], ref)
+    assert result.summary["selected_samples"] == 29
+    np.testing.assert_allclose(result.summary["cumulative_mean"], csi_np.mean(axis=0), rtol=1e-5)
+
+
+# -- study kinds ----------------------------------------------------------------------------------
+def _small_results():
+    """One small result per field study kind, keyed by the kind's name."""
+    rng = np.random.default_rng(4)
+    leads = [1, 2, 3]
+    truth = rng.gamma(1.0, 1.0, (6, 3, 8, 8))
+    pred = truth * rng.uniform(0.5, 1.5, truth.shape)
+    csi, keep = fields.per_sample_csi(pred, truth, 1.0)
+    return {
+        "frame_slices": fields.frame_slices({"mae": np.abs(pred - truth).mean(axis=(2, 3))}, leads),
+        "differential_trend": fields.differential_trend(pred, truth, truth[:, 0], leads),
+        "center_of_mass": fields.center_of_mass(pred, truth, leads),
+        "active_area": fields.active_area(pred, truth, leads, threshold=1.0),
+        "cumulative": fields.cumulative_metric(csi, leads, np.linspace(0, 1, 5), select=keep, metric="csi"),
+    }
+
+
+def test_every_field_study_kind_draws_its_result():
+    results = _small_results()
+    assert set(fields.FIELD_STUDIES) == set(results)
+    for name, info in fields.FIELD_STUDIES.items():
+        assert info.name == name == results[name].study and info.title and info.question.endswith("?")
+        figures = info.plot(results[name])
+        assert figures and all(isinstance(f, Figure) for f in figures), name
+        assert all(f.png.startswith(b"\x89PNG") and f.caption for f in figures), name
