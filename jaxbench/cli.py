@@ -40,7 +40,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print(f"  {key}: {value}")
     print("\nObjective criteria:")
     for criterion in task_spec.criteria:
-        target = "" if criterion.target is None else f" (target {'>=' if criterion.higher_is_better else '<='} {criterion.target})"
+        sign = ">=" if criterion.higher_is_better else "<="
+        target = "" if criterion.target is None else f" (target {sign} {criterion.target})"
         print(f"  {criterion.metric}{target}: {criterion.description}")
     defaults = configs.flat_dict(task_spec.config)
     print("\nConfig (defaults; --set KEY=VALUE, KEY a dotted path or a unique field name):")
@@ -48,7 +49,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"  {key} = {value!r}")
     for name, preset in task_spec.presets.items():
         changed = {k: v for k, v in configs.flat_dict(preset).items() if defaults.get(k) != v}
-        print(f"\nPreset '{name}' (--preset {name}) changes: " + (", ".join(f"{k}={v!r}" for k, v in changed.items()) or "nothing"))
+        listed = ", ".join(f"{k}={v!r}" for k, v in changed.items()) or "nothing"
+        print(f"\nPreset '{name}' (--preset {name}) changes: {listed}")
     print("\nStudies (jaxbench run ID --study NAME|all):" + ("" if task_spec.studies else " none"))
     for name in task_spec.studies:
         print(f"  {name}")
@@ -124,13 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Run a task's benchmark end to end into a run directory "
                             "(manifest.json, metrics.json, scores.json, arrays/, plots/, report.html).")
     p.add_argument("task_id", help="a registered task id, e.g. fair_universe-v0")
-    p.add_argument("--preset", default="default", help="a named config preset: default, quick, tiny (see `jaxbench info`)")
+    p.add_argument("--preset", default="default", help="a config preset: default, quick, tiny (see `jaxbench info`)")
     p.add_argument("--quick", action="store_true", help="same as --preset quick (minutes on 2 CPU cores)")
     p.add_argument("--seed", type=int, default=0, help="root seed: jax.random.key(SEED) (default 0)")
     p.add_argument("--out", help="run directory (default runs/<task>-seed<N>[-quick])")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out without redoing finished parts")
-    p.add_argument("--data", help="path of a real data file in the task's published format (default: the embedded generator)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable; see `jaxbench info`)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out, keeping finished parts")
+    p.add_argument("--data", help="a real data file in the task's published format (default: the embedded generator)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, a dotted path or a unique field name (repeatable; see `jaxbench info`)")
     p.add_argument("--study", action="append", default=[], metavar="NAME",
                    help="also run a structural-interpretation study after the benchmark (repeatable, "
                    "comma lists, or 'all'; see `jaxbench info`)")

@@ -94,7 +94,8 @@ def coerce(value: Any, kind: Any, name: str, where: str) -> Any:
         if kind is str:
             return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: config '{name}={value}' is not a valid {getattr(kind, '__name__', kind)}.") from None
+        kind_name = getattr(kind, "__name__", kind)
+        raise ConfigError(f"{where}: config '{name}={value}' is not a valid {kind_name}.") from None
     return value
 
 

@@ -254,7 +254,7 @@ def write_report(
     names = set()
     for figure in (figure for section in sections for figure in section.figures):
         if not _FIGURE_NAME.fullmatch(figure.name):
-            raise ValueError(f"figure name {figure.name!r} is not a portable file name (letters, digits, '_', '.', '-').")
+            raise ValueError(f"figure name {figure.name!r} is not a portable file name (letters, digits, '_.-').")
         if figure.name in names:
             raise ValueError(f"two figures are named {figure.name!r}; plots/{figure.name}.png would be overwritten.")
         names.add(figure.name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -46,8 +47,9 @@ class Stage(Protocol):
     def directory(self, name: str) -> Path:
         """A directory of the run for a unit with its own checkpoints (an orbax-trained model)."""
 
-    def progress(self, description: str, total: int) -> Callable[..., None]:
-        """A progress bar; call the result once per finished step (keyword ``info=`` for a note)."""
+    def progress(self, description: str, total: int) -> AbstractContextManager[Callable[..., None]]:
+        """A progress bar as a context manager: ``with stage.progress("training", n) as advance:``,
+        then ``advance()`` once per finished step (keyword ``info=`` for a note such as the loss)."""
 
 
 class Generate(Protocol):

@@ -83,7 +83,8 @@ def check_task(task_id: str, preset: str = "tiny", *, seed: int = 0, rtol: float
         for path, leaf in jax.tree_util.tree_flatten_with_path(outputs)[0]:
             leaf = np.asarray(leaf)
             if leaf.shape[:1] != (n,):
-                _fail(task_id, f"evaluate output {jax.tree_util.keystr(path)} has shape {leaf.shape}; leading axis must be {n}.")
+                _fail(task_id, f"evaluate output {jax.tree_util.keystr(path)} has shape {leaf.shape}; its leading "
+                      f"axis must be {n}.")
             if leaf.dtype.kind in "fc" and not np.all(np.isfinite(leaf)):
                 _fail(task_id, f"evaluate output {jax.tree_util.keystr(path)} is not finite.")
 

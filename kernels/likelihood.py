@@ -238,8 +238,8 @@ def _interval_edge(objective, theta_hat, nll_min, covariance, side, steps: int, 
 
 def make_profile_fit(
     expected_fn: Callable[[jax.Array, jax.Array], jax.Array],
-    constraint_center,
-    constraint_sigma,
+    constraint_center: jax.typing.ArrayLike,
+    constraint_sigma: jax.typing.ArrayLike,
     *,
     profile: bool = True,
     mu_init: float = 1.0,

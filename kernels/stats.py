@@ -156,7 +156,7 @@ class Contingency(NamedTuple):
     csi: jax.Array
 
 
-def contingency(forecast: jax.Array, observed: jax.Array, threshold: float, axes=None,
+def contingency(forecast: jax.Array, observed: jax.Array, threshold: float, axes: tuple[int, ...] | None = None,
                 mask: jax.Array | None = None) -> Contingency:
     """Contingency counts over ``axes`` (default all) of forecast and observed fields.
 

@@ -51,6 +51,7 @@ def scalars(values: Metrics, where: str) -> dict[str, float]:
 
 
 def fit_summary(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The least-squares line of y vs x (float32) as plain floats."""
     fit = stats.linear_fit(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
     return {k: float(v) for k, v in fit._asdict().items()}
 

@@ -83,8 +83,8 @@ def make_rows(group: str, slice_: str, x: float, seed: int, values: Mapping[str,
               errors: Mapping[str, Any] | None = None) -> list[Row]:
     """One row per metric of ``values`` (a dict of scalars) for one slice."""
     errors = errors or {}
-    return [Row(group, slice_, float(x), int(seed), name, float(np.asarray(v)), float(np.asarray(errors.get(name, math.nan))),
-                int(support)) for name, v in values.items()]
+    return [Row(group, slice_, float(x), int(seed), name, float(np.asarray(v)),
+                float(np.asarray(errors.get(name, math.nan))), int(support)) for name, v in values.items()]
 
 
 def save(result: StudyResult, directory: str | Path) -> Path:

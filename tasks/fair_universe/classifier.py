@@ -7,7 +7,7 @@ Adam, with one ``lax.scan`` per epoch so the whole loop compiles once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -51,7 +51,7 @@ def init_params(key: jax.Array, features: jax.Array, hidden: Sequence[int]) -> d
     return {"net": net, "mean": mean, "std": std}
 
 
-def make_logit_fn(hidden: Sequence[int]):
+def make_logit_fn(hidden: Sequence[int]) -> Callable[[dict, jax.Array], jax.Array]:
     """``logit(params, features (n, 28)) -> (n,)``."""
     net = ScoreNet(tuple(hidden))
 
@@ -86,7 +86,8 @@ def folded_layers(params: dict) -> tuple[tuple[jax.Array, jax.Array], ...]:
     return (first,) + tuple((d["kernel"], d["bias"]) for d in dense[1:])
 
 
-def folded_score(layers: tuple[tuple[jax.Array, jax.Array], ...], features) -> jax.Array:
+def folded_score(layers: tuple[tuple[jax.Array, jax.Array], ...], features: jax.Array | tuple[jax.Array, ...]
+                 ) -> jax.Array:
     """Score (n,) in [0, 1] from ``folded_layers`` and raw features: an (n, 28) array or a tuple of
     column blocks of it, in order."""
     blocks = features if isinstance(features, tuple) else (features,)

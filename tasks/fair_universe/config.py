@@ -114,7 +114,7 @@ def datacard(config: FairUniverseConfig) -> dict[str, str]:
     """What the data are: processes, yields, features, systematics and the reference estimator."""
     return {
         "what": "H->tautau (lepton + hadronic tau) and the backgrounds Z->tautau, ttbar, diboson, as in the FAIR "
-        "Universe HiggsML Uncertainty Challenge; from the embedded JAX event generator or the official parquet (--data)",
+        "Universe HiggsML Uncertainty Challenge; from the embedded JAX event generator or the official parquet",
         "yields": "per PE at 10 fb^-1 after cuts: 1015*mu signal, 1,002,395 Z->tautau, 44,192 ttbar, 3,783 diboson",
         "features": "16 PRI (GeV, radians) + 12 DER; missing jets = -25",
         "systematics": "tes, jes, soft_met (shape); ttbar_scale, diboson_scale, bkg_scale (normalisation)",

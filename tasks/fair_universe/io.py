@@ -117,7 +117,7 @@ def load_parquet(
 
 
 def write_parquet(
-    path: str | Path, pool: schema.EventPool, der, metadata: dict | None = None
+    path: str | Path, pool: schema.EventPool, der: np.ndarray, metadata: dict | None = None
 ) -> None:
     """Write events in the release's 31-column layout and ``<stem>_metadata.json`` beside them.
 

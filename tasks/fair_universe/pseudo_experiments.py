@@ -1,8 +1,9 @@
 """Pseudo-experiments (PEs) as integer counts over a fixed event pool, never materialised rows.
 
-One PE for (mu_true, nu_true) passes the whole pool through the systematics and draws a Poisson count for every pool event with mean weight x mu (signal) or
-weight x process scale (backgrounds; the scales are inside the systematics). A sum of Poisson
-counts is Poisson, so every histogram of the counts has exactly the PE's distribution.
+One PE for (mu_true, nu_true) passes the whole pool through the systematics and draws a Poisson
+count for every pool event with mean weight x mu (signal) or weight x process scale
+(backgrounds; the scales are inside the systematics). A sum of Poisson counts is Poisson, so
+every histogram of the counts has exactly the PE's distribution.
 
 The soft-MET term is soft_met x a fixed standard-normal direction per pool event (``met_noise``,
 drawn once per pool), so it acts on each event deterministically, like tes and jes, and the

@@ -49,7 +49,8 @@ def _sample_efficiency(ctx: StudyContext) -> StudyResult:
         templates = fit_templates(classifier, ctx.data.pool, ctx.data.met_noise, config.analysis.n_bins)
         out = ctx.evaluate(items, eval_key, shared=dataclasses.replace(ctx.shared, classifier=classifier,
                                                                         templates=templates))
-        return {**interval_metrics(out, items.mu_true), "classifier_val_loss": float(np.asarray(history.valid_loss)[-1])}
+        loss = float(np.asarray(history.valid_loss)[-1])
+        return {**interval_metrics(out, items.mu_true), "classifier_val_loss": loss}
 
     sizes = sorted({max(200, int(round(f * passed_idx.size))) for f in config.studies.efficiency_fractions})
     result = analyses.sample_efficiency(train_eval, passed_idx.size, sizes, range(config.studies.efficiency_seeds),

@@ -72,7 +72,8 @@ def systematics(data_set: dict[str, Any], tes: float = 1.0, jes: float = 1.0, so
     """
     data = data_set["data"]
     if "detailed_labels" not in data_set:
-        raise SubmissionError("systematics(): data_set has no 'detailed_labels'; scale nuisances need the process of each event.")
+        raise SubmissionError("systematics(): data_set has no 'detailed_labels'; the scale nuisances need each "
+                              "event's process.")
     names = list(schema.PROCESSES)
     process = np.array([names.index(str(label)) for label in data_set["detailed_labels"]], np.int32)
     columns = {name: np.asarray(data[name]) for name in schema.PRI_COLUMNS if name in data}
@@ -90,7 +91,8 @@ def _check_prediction(prediction: Any, index: int) -> dict[str, float]:
                               f"with keys {', '.join(REQUIRED_OUTPUTS)}.")
     missing = [k for k in REQUIRED_OUTPUTS if k not in prediction]
     if missing:
-        raise SubmissionError(f"predict() of PE {index} has no {', '.join(missing)} (got {', '.join(map(str, prediction))}).")
+        got = ", ".join(map(str, prediction))
+        raise SubmissionError(f"predict() of PE {index} has no {', '.join(missing)} (got {got}).")
     values = {k: float(np.asarray(prediction[k])) for k in REQUIRED_OUTPUTS}
     bad = [k for k, v in values.items() if not np.isfinite(v)]
     if bad:

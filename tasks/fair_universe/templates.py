@@ -118,7 +118,7 @@ def signal_quantile_edges(score: jax.Array, weights: jax.Array, n_bins: int) -> 
     return jnp.concatenate([jnp.zeros(1), inner, jnp.ones(1)]).astype(jnp.float32)
 
 
-def make_binned_yields(score_fn: Callable, n_bins: int):
+def make_binned_yields(score_fn: Callable, n_bins: int) -> Callable[..., jax.Array]:
     """``yields(params, pool, edges, nuisances, met_noise) -> (P, B)`` expected events, mu = 1."""
 
     def yields(params, pool: schema.EventPool, edges, nuisances, met_noise):
@@ -149,7 +149,8 @@ def powers(x: jax.Array) -> jax.Array:
     return jnp.stack([x**d for d in range(1, RESPONSE_DEGREE + 1)], axis=-1)
 
 
-def build_templates(yields_fn, params, pool: schema.EventPool, edges, met_noise) -> TemplateModel:
+def build_templates(yields_fn: Callable[..., jax.Array], params: dict, pool: schema.EventPool, edges: jax.Array,
+                    met_noise: jax.Array) -> TemplateModel:
     """Measures the nominal yields and the three shape responses on their grids."""
     nominal_nu = jnp.asarray(schema.NOMINAL_NUISANCES)
     batched = jax.jit(jax.vmap(yields_fn, in_axes=(None, None, None, 0, None)))

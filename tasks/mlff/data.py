@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jaxbench.errors import ConfigError, DataFormatError
 
@@ -98,7 +100,7 @@ class Trajectory(NamedTuple):
         return int(self.species.shape[0])
 
 
-def take(traj: Trajectory, indices) -> Trajectory:
+def take(traj: Trajectory, indices: ArrayLike) -> Trajectory:
     """The frames ``indices`` (int array into the trajectory, any order) of ``traj``."""
     indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
@@ -111,7 +113,7 @@ def take(traj: Trajectory, indices) -> Trajectory:
     )
 
 
-def concatenate(trajectories) -> Trajectory:
+def concatenate(trajectories: Iterable[Trajectory]) -> Trajectory:
     """Frames of several trajectories of the same molecule, in the order given."""
     trajectories = list(trajectories)
     if not trajectories:
@@ -132,7 +134,7 @@ def concatenate(trajectories) -> Trajectory:
     )
 
 
-def formula(species) -> str:
+def formula(species: ArrayLike) -> str:
     """Hill formula of atomic numbers, e.g. ``C9H8O4``."""
     from ase.data import chemical_symbols
 
@@ -538,7 +540,7 @@ def temporal_split(traj: Trajectory, test_fraction: float = 0.1) -> tuple[np.nda
     return order[: n - n_test], order[n - n_test :]
 
 
-def training_window(pool_idx, start_fraction: float, width_fraction: float) -> np.ndarray:
+def training_window(pool_idx: ArrayLike, start_fraction: float, width_fraction: float) -> np.ndarray:
     """The contiguous slice of the time-ordered training pool covering [start, start + width).
 
     Fractions are of the pool (which ends where the test window of :func:`temporal_split` begins),
@@ -564,7 +566,7 @@ def training_window(pool_idx, start_fraction: float, width_fraction: float) -> n
     return pool_idx[start : start + width]
 
 
-def evenly_spaced(indices, n: int) -> np.ndarray:
+def evenly_spaced(indices: ArrayLike, n: int) -> np.ndarray:
     """``n`` entries of ``indices`` at evenly spaced positions, first and last included."""
     indices = np.asarray(indices)
     if not 1 <= n <= indices.shape[0]:

@@ -9,6 +9,7 @@ import e3nn_jax as e3nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxbench.studies import StudyResult, make_rows, plots
 from jaxbench.studies.context import Study, StudyContext, StudyInfo
@@ -16,17 +17,16 @@ from jaxbench.studies.context import Study, StudyContext, StudyInfo
 from . import nequip
 
 
-def species_permutation(key: jax.Array, species: np.ndarray) -> np.ndarray:
+def species_permutation(key: jax.Array, species: ArrayLike) -> np.ndarray:
     """A random permutation of atom indices that only swaps atoms of the same species."""
-    species, perm = np.asarray(species), np.arange(len(species))
-    for i, z in enumerate(np.unique(species)):
-        where = np.flatnonzero(species == z)
-        perm[where] = where[np.asarray(jax.random.permutation(jax.random.fold_in(key, i), len(where)))]
+    species = np.asarray(species)
+    perm = np.empty(len(species), dtype=int)  # grouped by species: in index order <- in random order
+    perm[np.argsort(species, kind="stable")] = np.lexsort((np.asarray(jax.random.uniform(key, species.shape)), species))
     return perm
 
 
-def equivariance_test(energy_forces: Callable, positions, species, key: jax.Array, n_trials: int = 8,
-                      translation_scale: float = 1.0) -> StudyResult:
+def equivariance_test(energy_forces: Callable, positions: ArrayLike, species: ArrayLike, key: jax.Array,
+                      n_trials: int = 8, translation_scale: float = 1.0) -> StudyResult:
     """Max |E(P(xR^T + t)) - E(x)|, |F(P(xR^T + t)) - P(F(x)R^T)| per trial and kind; ``energy_forces``: x -> E, F.
 
     Shapes: positions x (B, N, 3) Å, E (B,) eV, F (B, N, 3) eV/Å; "_rel" errors are relative to max |E|, |F| of x.

@@ -23,10 +23,13 @@ import hashlib
 import json
 import multiprocessing
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jaxbench.errors import ConfigError, DataFormatError
 from jaxbench.records import atomic_write_json, read_arrays, write_arrays
@@ -41,7 +44,7 @@ datacard = generator_datacard  # what generated data are (kept under its old nam
 
 
 # -- keys --------------------------------------------------------------------------------------
-def key_words(key) -> tuple[int, ...]:
+def key_words(key: jax.Array | int) -> tuple[int, ...]:
     """The uint32 words of one jax key (typed or raw; an int is a seed for ``jax.random.key``)."""
     if isinstance(key, (int, np.integer)):
         key = jax.random.key(int(key))
@@ -78,7 +81,7 @@ def _loaded_openmp_runtimes() -> list[str]:
 
 
 @contextlib.contextmanager
-def one_thread():
+def one_thread() -> Iterator[None]:
     """Runs tblite on one OpenMP thread (faster for small molecules and bit-reproducible).
 
     Sets the thread count of every OpenMP runtime loaded in this process (after importing tblite)
@@ -101,7 +104,7 @@ def one_thread():
             library.omp_set_num_threads(threads)
 
 
-def make_calculator(config: MDConfig | None = None):
+def make_calculator(config: MDConfig | None = None) -> Any:
     """A tblite ASE calculator with the config's method, SCF accuracy and electronic temperature."""
     from tblite.ase import TBLite
 
@@ -114,7 +117,8 @@ def make_calculator(config: MDConfig | None = None):
     )
 
 
-def label_frames(species, positions, config: MDConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+def label_frames(species: ArrayLike, positions: ArrayLike, config: MDConfig | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """(energy (F,) eV, forces (F, N, 3) eV/Å) of frames (F, N, 3) Å with the config's calculator."""
     from ase import Atoms
 
@@ -197,7 +201,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("JAXBENCH_CACHE") or Path.home() / ".cache" / "jaxbench")
 
 
-def cache_path(config: MDConfig, key, n_frames: int, cache_dir: str | Path | None = None) -> Path:
+def cache_path(config: MDConfig, key: jax.Array | int, n_frames: int, cache_dir: str | Path | None = None) -> Path:
     """Where a run is cached: ``<cache_dir>/mlff/<molecule>-<n_frames>f-<hash>``.
 
     The hash covers the configuration, the key's data, the number of frames, the starting
@@ -258,7 +262,7 @@ def _check_frames(n_frames: int) -> int:
 
 
 def generate_trajectory(
-    key,
+    key: jax.Array | int,
     molecule: str,
     n_frames: int,
     *,
@@ -287,7 +291,7 @@ def generate_trajectory(
 
 
 def generate_trajectories(
-    keys,
+    keys: jax.Array | list[int],
     molecule: str,
     n_frames: int,
     *,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import NamedTuple
 
@@ -36,6 +36,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxbench.errors import ConfigError, DataFormatError
 
@@ -163,7 +164,7 @@ def _species_table(config: NequipConfig) -> np.ndarray:
     return table
 
 
-def check_species(config: NequipConfig, species) -> None:
+def check_species(config: NequipConfig, species: ArrayLike) -> None:
     """Raises ConfigError if ``species`` (concrete) holds an atomic number the config lacks.
 
     Traced species cannot be checked and pass silently (unknown ones would act as species 0).
@@ -204,7 +205,7 @@ def _init_weights(key, species, positions, avg_num_neighbours, config: NequipCon
     )
 
 
-def init(key: jax.Array, config: NequipConfig, species, positions) -> NequipParams:
+def init(key: jax.Array, config: NequipConfig, species: ArrayLike, positions: ArrayLike) -> NequipParams:
     """Initial parameters: random weights, shift 0 eV, scale 1 eV (see :func:`fit_shift_scale`).
 
     Shapes: species (N,) atomic numbers, positions (N, 3) or (F, N, 3) Å. The average number of
@@ -259,7 +260,8 @@ def _energy_and_forces(params, species, positions, shifted):
     return _vmap_frames(frame, species, positions)
 
 
-def atomic_energies(params: NequipParams, species, positions, *, shifted: bool = True) -> jax.Array:
+def atomic_energies(params: NequipParams, species: ArrayLike, positions: ArrayLike, *,
+                    shifted: bool = True) -> jax.Array:
     """Per-atom energies in eV (0 for padding atoms). Shapes: species (N,) or (B, N), positions
     (N, 3) or (B, N, 3) Å -> (N,) or (B, N). ``shifted=False`` leaves out the per-species shift.
     """
@@ -267,7 +269,8 @@ def atomic_energies(params: NequipParams, species, positions, *, shifted: bool =
     return _atomic_energies(params, jnp.asarray(species), jnp.asarray(positions), shifted)
 
 
-def energy_and_forces(params: NequipParams, species, positions, *, shifted: bool = True):
+def energy_and_forces(params: NequipParams, species: ArrayLike, positions: ArrayLike, *,
+                      shifted: bool = True) -> tuple[jax.Array, jax.Array]:
     """Total energy (eV) and forces -dE/dpositions (eV/Å).
 
     Shapes: species (N,) shared by the batch or (B, N); positions (B, N, 3) Å -> E (B,),
@@ -289,7 +292,7 @@ class Prediction(NamedTuple):
     atom_shift: jax.Array
 
 
-def predict(params: NequipParams, species, positions) -> Prediction:
+def predict(params: NequipParams, species: ArrayLike, positions: ArrayLike) -> Prediction:
     """Energies, forces and per-atom shifts of frames, jit-compatible; species (B, N), positions (B, N, 3) Å."""
     energy, forces = energy_and_forces(params, species, jnp.asarray(positions, jnp.float32), shifted=False)
     species_index = jnp.asarray(_species_table(params.config))[jnp.asarray(species)]
@@ -312,13 +315,14 @@ def num_weights(params: NequipParams) -> int:
 
 
 # -- per-species shift and scale ----------------------------------------------------------------
-def species_counts(config: NequipConfig, species) -> np.ndarray:
+def species_counts(config: NequipConfig, species: ArrayLike) -> np.ndarray:
     """Atoms of each configured species. Shapes: species (N,) or (F, N) -> (S,) or (F, S)."""
     species = np.asarray(species)
     return np.stack([np.sum(species == z, axis=-1) for z in config.species], axis=-1)
 
 
-def fit_species_shift_scale(config: NequipConfig, species, energy, forces) -> tuple[np.ndarray, np.ndarray]:
+def fit_species_shift_scale(config: NequipConfig, species: ArrayLike, energy: ArrayLike, forces: ArrayLike
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """Per-species shift (eV/atom) and scale (eV) from training labels, on the host in float64.
 
     Shift: least squares of the frame energies on the species counts (minimum-norm solution);
@@ -348,7 +352,7 @@ def fit_species_shift_scale(config: NequipConfig, species, energy, forces) -> tu
     return shift, np.full(config.num_species, rms)
 
 
-def fit_shift_scale(params: NequipParams, species, energy, forces) -> NequipParams:
+def fit_shift_scale(params: NequipParams, species: ArrayLike, energy: ArrayLike, forces: ArrayLike) -> NequipParams:
     """``params`` with the per-species shift and scale of :func:`fit_species_shift_scale`."""
     shift, scale = fit_species_shift_scale(params.config, species, energy, forces)
     return params.replace(
@@ -356,13 +360,13 @@ def fit_shift_scale(params: NequipParams, species, energy, forces) -> NequipPara
     )
 
 
-def shift_energy(params: NequipParams, species) -> np.ndarray:
+def shift_energy(params: NequipParams, species: ArrayLike) -> np.ndarray:
     """Sum of the per-species shifts per frame, eV (host, float64). Shapes: species (N,)/(F, N) -> ()/(F,)."""
     shift = np.asarray(params.species_shift, dtype=np.float64)
     return species_counts(params.config, species).astype(np.float64) @ shift
 
 
-def make_energy_fn(params: NequipParams, species: Sequence[int]):
+def make_energy_fn(params: NequipParams, species: Sequence[int]) -> Callable[[jax.Array], jax.Array]:
     """``energy(positions (N, 3) Å) -> E eV`` for one molecule (for MD integrators, jax-md style)."""
     species = jnp.asarray(np.asarray(species), dtype=jnp.int32)
     check_species(params.config, species)

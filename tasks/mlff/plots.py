@@ -7,12 +7,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from .data import Trajectory  # noqa: E402
 from .training import TrainHistory, element_symbol  # noqa: E402
 
 
-def trajectory(traj: Trajectory, train: np.ndarray, test: np.ndarray):
+def trajectory(traj: Trajectory, train: np.ndarray, test: np.ndarray) -> Figure:
     """Energy along the trajectory (meV from its mean) with the training frames and the test window."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
     order = np.argsort(traj.time_index)
@@ -28,7 +29,7 @@ def trajectory(traj: Trajectory, train: np.ndarray, test: np.ndarray):
     return fig
 
 
-def training(history: TrainHistory):
+def training(history: TrainHistory) -> Figure:
     """Training loss and the per-batch force and per-atom energy RMSE against the optimizer step."""
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
     steps = np.arange(1, np.shape(history.loss)[-1] + 1)
@@ -42,7 +43,8 @@ def training(history: TrainHistory):
     return fig
 
 
-def errors(time_index, energy_error_mev, force_error_mev, species):
+def errors(time_index: np.ndarray, energy_error_mev: np.ndarray, force_error_mev: np.ndarray, species: np.ndarray
+           ) -> Figure:
     """Left: energy error and mean |force error| per frame along the test window; right: per-atom
     |force error| per species. Shapes: (n,), (n,), (n, N, 3) meV/Å, (N,)."""
     norms = np.linalg.norm(force_error_mev, axis=-1)

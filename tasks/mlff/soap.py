@@ -52,12 +52,14 @@ neighbour and no centre (its per-atom row is zero and averages skip it).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache, partial
 
 import e3nn_jax as e3nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxbench.errors import ConfigError, DataFormatError
 
@@ -344,7 +346,7 @@ def _mean_kernel(soap_a: jax.Array, soap_b: jax.Array, zeta: int, chunk: int) ->
 
 
 # -- many frames --------------------------------------------------------------------------------------------
-def check_species(config: SoapConfig, species) -> np.ndarray:
+def check_species(config: SoapConfig, species: ArrayLike) -> np.ndarray:
     """Host check that every atomic number is padding (0) or in ``config.species``; returns int32 (N,)."""
     species = np.asarray(species)
     if species.ndim != 1 or species.dtype.kind not in "iu":
@@ -372,7 +374,7 @@ def _describe_block(config: SoapConfig, average: str, width: int, species: jax.A
 
 
 def describe_frames(
-    config: SoapConfig, species, positions, batch: int = 256, average: str = "outer"
+    config: SoapConfig, species: ArrayLike, positions: ArrayLike, batch: int = 256, average: str = "outer"
 ) -> np.ndarray:
     """Frame descriptors (F, D) of many frames of one molecule, ``batch`` frames per jitted call.
 
@@ -406,7 +408,8 @@ def describe_frames(
     return out
 
 
-def subset_similarity(config: SoapConfig, species, positions, subsets, test, n_frames: int) -> np.ndarray:
+def subset_similarity(config: SoapConfig, species: ArrayLike, positions: ArrayLike, subsets: Sequence[ArrayLike],
+                      test: ArrayLike, n_frames: int) -> np.ndarray:
     """Normalised :func:`window_similarity` of each subset of frame indices to the ``test`` frames, each set
     described by ``n_frames`` of its frames, evenly spaced (all if fewer). Shapes: positions (F, N, 3) Å -> (S,)."""
 

@@ -25,8 +25,8 @@ def train_and_evaluate(ctx: StudyContext, unit: str, keys: jax.Array, idx: np.nd
 
 
 def _sample_efficiency(ctx: StudyContext) -> StudyResult:
-    sizes, pool = ctx.config.studies.efficiency_sizes, data.pool_and_test(ctx.data, ctx.config.data.split,
-                                                                          ctx.config.data.test_fraction)[0]
+    pool = data.pool_and_test(ctx.data, ctx.config.data.split, ctx.config.data.test_fraction)[0]
+    sizes = ctx.config.studies.efficiency_sizes
 
     def many(keys, idx):
         results = [m for m, _ in train_and_evaluate(ctx, f"{ctx.name}.n{idx.shape[1]}", keys, pool[idx])]
@@ -44,7 +44,7 @@ def window_models(ctx: StudyContext) -> tuple[dict, list]:
     order, config = np.argsort(ctx.data.trajectory.time_index, kind="stable"), ctx.config.studies
     windows, _ = analyses.time_windows(len(order), config.window_starts, config.window_widths,
                                        ctx.config.data.test_fraction)
-    key, out = jax.random.fold_in(ctx.shared_key, 22), {}
+    key, out = ctx.shared_key, {}  # not ctx.key: the units must not depend on the study that trains them
     for width in sorted({w for _, w, _ in windows}):
         row = [(s, p) for s, w, p in windows if w == width]
 

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.typing import ArrayLike
 
 from jaxbench.errors import ConfigError, DataFormatError
 from jaxbench.records import sha256_arrays
@@ -126,7 +127,8 @@ def optimizer(settings: TrainSettings) -> optax.GradientTransformation:
     return optax.adam(schedule)
 
 
-def loss_terms(params: NequipParams, species, positions, energy_residual, forces, settings: TrainSettings):
+def loss_terms(params: NequipParams, species: ArrayLike, positions: ArrayLike, energy_residual: ArrayLike,
+               forces: ArrayLike, settings: TrainSettings) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
     """(loss, (energy_mse, force_mse)) of a batch. Shapes: species (N,), positions/forces (B, N, 3),
     energy_residual (B,) eV = reference energy minus the summed per-species shifts."""
     real = species != PADDING_SPECIES
@@ -258,7 +260,7 @@ def _empty_history(shape) -> TrainHistory:
 def train_many(
     keys: jax.Array,
     data: Any,
-    train_idx_stack,
+    train_idx_stack: ArrayLike,
     config: NequipConfig,
     *,
     steps: int,
@@ -315,7 +317,7 @@ def train_many(
     return state.params, history
 
 
-def train(key: jax.Array, data: Any, train_idx, config: NequipConfig, *,
+def train(key: jax.Array, data: Any, train_idx: ArrayLike, config: NequipConfig, *,
           callback: Callable[[int, TrainHistory], None] | None = None, **options) -> tuple[NequipParams, TrainHistory]:
     """One model: :func:`train_many` with M = 1 (same options); returns (params, history of shape (steps,))."""
     def first(history: TrainHistory) -> TrainHistory:
@@ -350,7 +352,7 @@ def _predict(params, species, positions):
     return nequip.energy_and_forces(params, species, positions, shifted=False)
 
 
-def evaluate(params: NequipParams, data: Any, idx, *, batch_size: int = 32) -> Evaluation:
+def evaluate(params: NequipParams, data: Any, idx: ArrayLike, *, batch_size: int = 32) -> Evaluation:
     """Energy and force errors of ``params`` on the frames ``idx`` of ``data`` (per sample).
 
     Energies are compared as residuals from the per-species shifts, in float64 on the host.
@@ -385,7 +387,7 @@ def element_symbol(atomic_number: int) -> str:
     return ELEMENT_SYMBOLS.get(int(atomic_number), f"Z{int(atomic_number)}")
 
 
-def force_mae_per_species(evaluation: Evaluation, species) -> dict[str, float]:
+def force_mae_per_species(evaluation: Evaluation, species: ArrayLike) -> dict[str, float]:
     """Force-component MAE (meV/Å) over all evaluated frames, per element present (e.g. H, C, O)."""
     species = np.asarray(species)
     out = {}
@@ -394,7 +396,7 @@ def force_mae_per_species(evaluation: Evaluation, species) -> dict[str, float]:
     return out
 
 
-def summarise(evaluation: Evaluation, species) -> dict[str, float]:
+def summarise(evaluation: Evaluation, species: ArrayLike) -> dict[str, float]:
     """Aggregates: energy MAE/RMSE (meV), force-component MAE/RMSE (meV/Å) over real atoms, frames."""
     real = np.asarray(species) != PADDING_SPECIES
     force = evaluation.force_error_mev[:, real, :]
