@@ -101,13 +101,10 @@ TINY = override(QUICK, dict(  # tests and CI: seconds
 STUDIES = ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
 
 CRITERIA = (
-    Criterion("profiled.quantiles_score", True, None,
-              "coverage score -ln((mean width + 1e-3) * f(coverage)) of the [p16, p84] intervals over all PEs"),
-    Criterion("profiled.coverage", True, None,
-              "fraction of PEs whose interval contains mu_true; calibrated within 0.6827 +- 2 sigma68 "
-              "(outside that band the score's penalty f grows)"),
-    Criterion("profiled.interval", False, None, "mean interval width |p84 - p16|"),
-)
+    Criterion("profiled.quantiles_score", True, None, "coverage score -ln((mean width + 1e-3) * f(coverage))"),
+    Criterion("profiled.coverage", True, None, "fraction of PEs whose [p16, p84] contains mu_true; calibrated "
+              "within 0.6827 +- 2 sigma68 (outside, the score's penalty f grows)"),
+    Criterion("profiled.interval", False, None, "mean interval width |p84 - p16|"))
 
 
 def datacard(config: FairUniverseConfig) -> dict[str, str]:

@@ -10,11 +10,9 @@ from jaxbench.task import RunView
 
 from . import plots, schema
 from .derived import derived_features
-from .plots import ESTIMATORS
 from .systematics import apply_nominal
 
 FEATURE_SAMPLE_PER_PROCESS = 20_000
-__all__ = ["ESTIMATORS", "sections"]
 
 
 def sections(view: RunView) -> list[ReportSection]:

@@ -1,14 +1,7 @@
-"""Studies of ``fair_universe-v0`` beyond the generic ones: where can the mu intervals be trusted?
-
-* ``sample_efficiency``: the classifier retrained on nested subsets of its training events; the
-  coverage score and width of the same PEs vs training size.
-* ``feature_ood``: each nuisance pushed to k prior sigmas from its centre (the others drawn from
-  their priors); the trusted range where the coverage stays above ``trust_coverage_min``.
-* ``rotation_scan``: the PE pool rotated about the beam axis (the physics is invariant, the
-  classifier sees absolute azimuths).
-
-Breakdown, correlation and stability are the generic studies on the per-PE metrics and features.
-"""
+"""``fair_universe-v0``'s own studies (breakdown, correlation, stability are the generic ones):
+``sample_efficiency`` retrains the classifier on nested subsets and scores the same PEs;
+``feature_ood`` pushes each nuisance to k prior sigmas (trusted range: coverage >= the minimum);
+``rotation_scan`` turns the PE pool about the beam axis (invariant physics, absolute azimuths)."""
 
 from __future__ import annotations
 

@@ -76,10 +76,10 @@ def fit(key: jax.Array, data: Data, config: FairUniverseConfig, stage: Stage) ->
     return Params(classifier, history, templates)
 
 
-def pe_conditions(key: jax.Array, config: FairUniverseConfig, n_per_mu: int | None = None) -> Conditions:
-    """mu values repeated ``n_per_mu`` times; nuisances drawn from the priors (the others nominal)."""
+def pe_conditions(key: jax.Array, config: FairUniverseConfig) -> Conditions:
+    """mu values repeated ``n_pe_per_mu`` times; nuisances drawn from the priors (the others nominal)."""
     analysis = config.analysis
-    mus = np.repeat(np.asarray(analysis.mu_values, np.float32), n_per_mu or analysis.n_pe_per_mu)
+    mus = np.repeat(np.asarray(analysis.mu_values, np.float32), analysis.n_pe_per_mu)
     nus = np.asarray(sample_nuisances(key, mus.shape[0]), np.float32)
     varied = np.array([name in analysis.systematics for name in schema.NUISANCES])
     return Conditions(mus, np.where(varied[None, :], nus, schema.NOMINAL_NUISANCES[None, :]))
@@ -110,7 +110,7 @@ def make_task(task_id: str, config: FairUniverseConfig) -> Task:
         report=report.sections, files=lambda metrics: {"scores.json": metrics["profiled"]["codabench"]},
         studies={"sample_efficiency": studies.SAMPLE_EFFICIENCY, "rotation_scan": studies.ROTATION_SCAN,
                  "feature_ood": studies.FEATURE_OOD, "breakdown": generic.breakdown(s.breakdown_bins),
-                 "correlation": generic.correlation(),
-                 "stability": generic.stability(s.stability_conditions, s.stability_keys)},
+                 "correlation": generic.correlation(), "stability": generic.stability(s.stability_conditions,
+                                                                                     s.stability_keys)},
         chunk_size=config.chunk_size)
 
