@@ -87,3 +87,12 @@ def test_public_functions_are_typed_and_documented():
                 if ast.get_docstring(node) is None or node.returns is None or any(a.annotation is None for a in args):
                     missing.append(f"{name}.{node.name}")
     assert not missing, f"{len(missing)} public functions lack a docstring or type hints: {missing[:40]}"
+
+
+def test_the_tree_passes_the_linter():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout[-3000:]

@@ -96,7 +96,7 @@ def test_report_escapes_text(tmp_path):
 
 def test_report_rejects_clashing_or_unsafe_figure_names(tmp_path):
     png = _plot(2)
-    twice = [ReportSection("A", figures=(Figure("roc", "", png),)), ReportSection("B", figures=(Figure("roc", "", png),))]
+    twice = [ReportSection(title, figures=(Figure("roc", "", png),)) for title in ("A", "B")]
     with pytest.raises(ValueError, match="two figures are named 'roc'"):
         write_report(tmp_path, "t", twice, MANIFEST)
     with pytest.raises(ValueError, match="portable file name"):

@@ -148,8 +148,10 @@ def test_vector_sin_cos_within_two_ulps_of_float64():
     rng = np.random.default_rng(10)
     pi = np.float32(math.pi)
     special = np.array([pi, -pi, 2 * pi, -2 * pi, pi / 2, -pi / 2, 1e-4, 1e-30, MISSING], np.float32)
-    special = np.concatenate([[0.0], special, np.nextafter(special, np.float32(30)), np.nextafter(special, np.float32(-30))])
-    angle = np.concatenate([rng.uniform(-math.pi, math.pi, 20_000), rng.uniform(-30, 30, 20_000), special]).astype(np.float32)
+    special = np.concatenate([[0.0], special, np.nextafter(special, np.float32(30)),
+                              np.nextafter(special, np.float32(-30))])
+    angle = np.concatenate([rng.uniform(-math.pi, math.pi, 20_000), rng.uniform(-30, 30, 20_000), special])
+    angle = angle.astype(np.float32)
     sin, cos = jax.jit(vector_sin_cos)(angle)
     exact = angle.astype(np.float64)
     assert _ulps(sin, np.sin(exact)).max() <= 2.0

@@ -172,5 +172,6 @@ def test_pe_fn_equals_the_straightforward_path_on_sorted_and_unsorted_pools(tiny
     for fit in ("profiled", "stat_only"):
         width = np.asarray(getattr(prepared, f"{fit}_p84")) - np.asarray(getattr(prepared, f"{fit}_p16"))
         for edge in ("p16", "p84"):
-            difference = np.abs(np.asarray(getattr(plain, f"{fit}_{edge}")) - np.asarray(getattr(prepared, f"{fit}_{edge}")))
+            name = f"{fit}_{edge}"
+            difference = np.abs(np.asarray(getattr(plain, name)) - np.asarray(getattr(prepared, name)))
             assert np.all(difference < 1e-3 * width), (fit, edge, difference / width)

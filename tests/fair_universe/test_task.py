@@ -27,7 +27,8 @@ def test_generated_pool_is_normalised_to_the_challenge_yields(tiny_estimator):
     _, data, _ = tiny_estimator
     pool = data.pool
     zero = jnp.zeros((pool.num_events, 2))
-    _, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process, jnp.asarray(schema.NOMINAL_NUISANCES), zero)
+    nominal = jnp.asarray(schema.NOMINAL_NUISANCES)
+    _, weights, passed = apply_systematics(pool.pri, pool.weights, pool.process, nominal, zero)
     totals = segment_sum(jnp.where(passed, weights, 0.0), pool.process, 4)
     expected = [schema.EXPECTED_YIELDS[p] for p in schema.PROCESSES]
     np.testing.assert_allclose(np.asarray(totals), expected, rtol=1e-5)

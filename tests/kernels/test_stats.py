@@ -40,7 +40,8 @@ def test_rank_and_correlations_match_scipy():
     x = np.round(rng.normal(size=400), 1)  # many ties
     y = x**3 + rng.normal(scale=0.5, size=400)
     np.testing.assert_allclose(np.asarray(stats.rank(jnp.asarray(x))), scipy.stats.rankdata(x))
-    np.testing.assert_allclose(float(stats.pearson(jnp.asarray(x), jnp.asarray(y))), scipy.stats.pearsonr(x, y)[0], rtol=1e-5)
+    np.testing.assert_allclose(float(stats.pearson(jnp.asarray(x), jnp.asarray(y))), scipy.stats.pearsonr(x, y)[0],
+                               rtol=1e-5)
     np.testing.assert_allclose(float(stats.spearman(jnp.asarray(x), jnp.asarray(y))), scipy.stats.spearmanr(x, y)[0],
                                rtol=1e-5)
     fit = stats.linear_fit(jnp.asarray(x), jnp.asarray(y))
