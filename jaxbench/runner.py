@@ -265,8 +265,8 @@ def check_per_sample(per_sample: Mapping[str, Any], n: int, task_id: str) -> dic
     return out
 
 
-def run_pipeline(task: Task, runner: Runner, key: jax.Array, data_path: Path | None) -> RunView:
-    """Every stage of ``task`` through ``runner``: the results as a :class:`RunView`."""
+def run_pipeline(task: Task, runner: Runner, key: jax.Array, data_path: Path | None) -> tuple[RunView, Any]:
+    """Every stage of ``task`` through ``runner``: the results as a :class:`RunView`, and ``shared``."""
     config = task.config
 
     def make_data():
