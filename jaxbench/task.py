@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     import jax
 
     from jaxbench.report import ReportSection, Table
-    from jaxbench.studies.context import Study
 
 Array = Any  # a jax or numpy array
 PyTree = Any
@@ -202,7 +201,7 @@ class Task(Generic[Config]):
     features: Features
     summary: Summary
     report: Report
-    studies: Mapping[str, Study] = dataclasses.field(default_factory=dict)
+    studies: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # {name: jaxbench.studies.Study}
     files: Files | None = None
     chunk_size: int = 64
     data_files: Callable[[Path], Sequence[Path]] | None = None
