@@ -128,17 +128,18 @@ def _apply(config: Any, values: Mapping[str, Any], where: str) -> Any:
 
 def from_dict(default: Any, values: Mapping[str, Any], where: str = "config") -> Any:
     """``default`` with the nested ``values`` of :func:`to_dict` applied (a manifest's config)."""
-    flat: dict[str, Any] = {}
+    return override(default, flatten(values), where)
 
-    def walk(prefix: str, node: Any) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(f"{prefix}{key}.", value)
-            else:
-                flat[f"{prefix}{key}"] = value
 
-    walk("", values)
-    return override(default, flat, where)
+def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as ``{dotted.path: value}`` (the inverse of :func:`to_dict`'s nesting)."""
+    out: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def check(condition: bool, message: str) -> None:

@@ -219,22 +219,12 @@ def _describe_difference(recorded: tuple, wanted: tuple) -> str:
         if a == b:
             continue
         if name == "config" and isinstance(a, dict) and isinstance(b, dict):
-            flat_a, flat_b = _flatten(a), _flatten(b)
+            flat_a, flat_b = configs.flatten(a), configs.flatten(b)
             keys = sorted(k for k in set(flat_a) | set(flat_b) if flat_a.get(k) != flat_b.get(k))
             parts.append(f"config ({', '.join(f'{k}: {flat_a.get(k)!r} -> {flat_b.get(k)!r}' for k in keys)})")
         else:
             parts.append(f"{name} ({a!r} -> {b!r})")
     return "; ".join(parts)
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _data_checksums(task: Task, data: Any, path: Path | None) -> dict[str, str]:

@@ -40,7 +40,6 @@ from .systematics import (
 # each a multiple of EVENT_BLOCK, the block of the accurate soft-histogram sums.
 EVENT_BLOCK = 1024
 BLOCK_EVENTS = 16_384
-FINGERPRINT_STRIDE = 11  # coprime with the 16 PRI columns and the 2 noise columns
 
 
 class PseudoExperiment(NamedTuple):
@@ -87,17 +86,15 @@ class PreparedPool(NamedTuple):
     pool is padded with zero-weight copies of its last event (a zero weight draws no event, so the
     padding changes no histogram) and laid out as (n_blocks, block_size), block_size a multiple of
     EVENT_BLOCK: a PE scores one block at a time, with the block's intermediates in cache.
-    ``source_index`` is each event's index in the pool (its uniform for the Poisson draw), and
-    ``fingerprint`` identifies the pool and soft-MET noise it was made from (``prepared_pool_matches``).
+    ``source_index`` is each event's index in the pool (its uniform for the Poisson draw).
 
-    Shapes: invariants, weights, process, source_index (n_blocks, block_size); fingerprint (2,) uint32.
+    Shapes: invariants, weights, process, source_index (n_blocks, block_size).
     """
 
     invariants: PoolInvariants
     weights: jax.Array
     process: jax.Array
     source_index: jax.Array
-    fingerprint: jax.Array
 
 
 def prepare_pool(pool: schema.EventPool, met_noise: jax.Array, order: jax.Array | None = None,
@@ -122,47 +119,13 @@ def prepare_pool(pool: schema.EventPool, met_noise: jax.Array, order: jax.Array 
     invariants = pool_invariants(ordered_blocks(pool.pri), ordered_blocks(met_noise))
     source_index = jnp.concatenate([order, jnp.arange(n, n + pad, dtype=jnp.int32)]).reshape(n_blocks, block_size)
     return PreparedPool(invariants, ordered_blocks(pool.weights, mode="constant"), ordered_blocks(pool.process),
-                        source_index, pool_fingerprint(pool, met_noise))
+                        source_index)
 
 
 def had_pt_order(pool: schema.EventPool) -> np.ndarray:
     """The events by decreasing PRI_had_pt (host numpy, stable): those that fail the had-pT cut at a
     PE's tes then fill whole blocks at the end of a prepared pool."""
     return np.argsort(-np.asarray(pool.pri[:, schema.PRI["PRI_had_pt"]]), kind="stable").astype(np.int32)
-
-
-def pool_fingerprint(pool: schema.EventPool, met_noise: jax.Array, stride: int = FINGERPRINT_STRIDE) -> jax.Array:
-    """Two uint32 hashes of the pool and noise, for ``prepared_pool_matches``.
-
-    Each sampled value's bits (every ``stride``-th value of each flattened array, so every column
-    of the (n, 16) PRI array) are mixed with their position and summed: integer arithmetic, so any
-    compiled order gives the same value. A changed column, a rotated or rescaled pool or another
-    pool is caught; a change of a few single values may not be (sampling keeps the check at
-    ~1.5 ms for 270k events on 2 CPU cores).
-    """
-
-    def mix(h):  # an avalanching 32-bit mix (xor-shift-multiply, murmur3's finaliser constants)
-        h = (h ^ (h >> 16)) * jnp.uint32(0x85EBCA6B)
-        h = (h ^ (h >> 13)) * jnp.uint32(0xC2B2AE35)
-        return h ^ (h >> 16)
-
-    lanes = []
-    for seed in (0x9E3779B9, 0x7F4A7C15):
-        total = jnp.zeros((), jnp.uint32)
-        for part, x in enumerate((pool.pri, pool.weights, pool.process, met_noise)):
-            bits = jax.lax.bitcast_convert_type(x, jnp.uint32).reshape(-1)[::stride]
-            position = jnp.arange(bits.shape[0], dtype=jnp.uint32) * jnp.uint32(stride)
-            total = total + jnp.sum(mix(bits ^ (position * jnp.uint32(seed) + jnp.uint32(part))), dtype=jnp.uint32)
-        lanes.append(total)
-    return jnp.stack(lanes)
-
-
-def prepared_pool_matches(prepared: PreparedPool, pool: schema.EventPool, met_noise: jax.Array) -> jax.Array:
-    """Whether ``prepared`` was made from this pool and soft-MET noise (a traced bool)."""
-    n = pool.pri.shape[0]
-    if not 0 <= prepared.weights.size - n < prepared.weights.shape[0] * EVENT_BLOCK:
-        return jnp.asarray(False)
-    return jnp.all(prepared.fingerprint == pool_fingerprint(pool, met_noise))
 
 
 def draw_counts(key: jax.Array, prepared: PreparedPool, mu_true: jax.Array, nu_true: jax.Array,
