@@ -67,8 +67,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise JaxbenchError(f"--data {args.data}: no such file. Pass the path of a published data file.")
     suffix = "" if preset == registry.DEFAULT_PRESET else f"-{preset}"
     out = Path(args.out) if args.out else Path("runs") / f"{task.id}-seed{args.seed}{suffix}"
-    runner.execute(task, out, seed=args.seed, resume=args.resume, progress=not args.no_progress, data=args.data,
-                   studies=args.study, preset=preset)
+    runner.execute(
+        task,
+        out,
+        seed=args.seed,
+        resume=args.resume,
+        progress=not args.no_progress,
+        data=args.data,
+        studies=args.study,
+        preset=preset,
+    )
     _print_summary(out)
     return 0
 
@@ -117,14 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("list", help="list the registered tasks", description="List the registered tasks.")
     p.set_defaults(fn=_cmd_list)
 
-    p = commands.add_parser("info", help="show a task's datacard, criteria, config and studies",
-                            description="Show a task's datacard, objective criteria, config keys and studies.")
+    p = commands.add_parser(
+        "info",
+        help="show a task's datacard, criteria, config and studies",
+        description="Show a task's datacard, objective criteria, config keys and studies.",
+    )
     p.add_argument("task_id", help="a registered task id, e.g. fair_universe-v0")
     p.set_defaults(fn=_cmd_info)
 
-    p = commands.add_parser("run", help="run a benchmark end to end and write its report",
-                            description="Run a task's benchmark end to end into a run directory "
-                            "(manifest.json, metrics.json, scores.json, arrays/, plots/, report.html).")
+    p = commands.add_parser(
+        "run",
+        help="run a benchmark end to end and write its report",
+        description="Run a task's benchmark end to end into a run directory "
+        "(manifest.json, metrics.json, scores.json, arrays/, plots/, report.html).",
+    )
     p.add_argument("task_id", help="a registered task id, e.g. fair_universe-v0")
     p.add_argument("--preset", default="default", help="a config preset: default, quick, tiny (see `jaxbench info`)")
     p.add_argument("--quick", action="store_true", help="same as --preset quick (minutes on 2 CPU cores)")
@@ -132,21 +146,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/<task>-seed<N>[-quick])")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out, keeping finished parts")
     p.add_argument("--data", help="a real data file in the task's published format (default: the embedded generator)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, a dotted path or a unique field name (repeatable; see `jaxbench info`)")
-    p.add_argument("--study", action="append", default=[], metavar="NAME",
-                   help="also run a structural-interpretation study after the benchmark (repeatable, "
-                   "comma lists, or 'all'; see `jaxbench info`)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, a dotted path or a unique field name (repeatable; see `jaxbench info`)",
+    )
+    p.add_argument(
+        "--study",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also run a structural-interpretation study after the benchmark (repeatable, "
+        "comma lists, or 'all'; see `jaxbench info`)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(fn=_cmd_run)
 
-    p = commands.add_parser("report", help="re-create report.html of a run directory",
-                            description="Re-create the plots and report.html of a finished run from its stored arrays.")
+    p = commands.add_parser(
+        "report",
+        help="re-create report.html of a run directory",
+        description="Re-create the plots and report.html of a finished run from its stored arrays.",
+    )
     p.add_argument("run_dir")
     p.set_defaults(fn=_cmd_report)
 
-    p = commands.add_parser("compare", help="compare the metrics of several runs",
-                            description="Print the metrics of several run directories side by side.")
+    p = commands.add_parser(
+        "compare",
+        help="compare the metrics of several runs",
+        description="Print the metrics of several run directories side by side.",
+    )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.set_defaults(fn=_cmd_compare)
     return parser

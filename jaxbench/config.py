@@ -37,6 +37,7 @@ def leaves(config: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
 
 def to_dict(config: Any) -> dict[str, Any]:
     """The config as nested dicts of JSON-able values (tuples become lists)."""
+
     def plain(value):
         if dataclasses.is_dataclass(value):
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -113,7 +114,7 @@ def _apply(config: Any, values: Mapping[str, Any], where: str) -> Any:
     changes: dict[str, Any] = {}
     for field in dataclasses.fields(config):
         own = values.get(field.name, dataclasses.MISSING)
-        nested = {k[len(field.name) + 1:]: v for k, v in values.items() if k.startswith(field.name + ".")}
+        nested = {k[len(field.name) + 1 :]: v for k, v in values.items() if k.startswith(field.name + ".")}
         if own is not dataclasses.MISSING:
             changes[field.name] = own
         elif nested:

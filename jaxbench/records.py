@@ -33,17 +33,7 @@ import tensorstore as ts
 from jaxbench.errors import DataFormatError
 
 #: Distributions whose versions :func:`environment_record` reports.
-RECORDED_PACKAGES = (
-    "jax",
-    "jaxlib",
-    "flax",
-    "optax",
-    "chex",
-    "numpy",
-    "tensorstore",
-    "orbax-checkpoint",
-    "matplotlib",
-)
+RECORDED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy", "tensorstore", "orbax-checkpoint", "matplotlib")
 
 # Array names become directory names, so keep them to portable file-name characters.
 _ARRAY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -296,9 +286,7 @@ def load_pytree(path: str | Path, like: Any = None) -> Any:
         raise DataFormatError(f"{path} is not a pytree checkpoint written by save_pytree ({error}).") from None
     if like is None:
         if description is None:
-            raise DataFormatError(
-                f"{path} holds a pytree with custom nodes; pass like= a tree of the same structure."
-            )
+            raise DataFormatError(f"{path} holds a pytree with custom nodes; pass like= a tree of the same structure.")
         skeleton = _rebuild(description)
     else:
         like_paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(like)[0]]
@@ -342,9 +330,7 @@ def sha256_arrays(arrays: Mapping[str, Any]) -> str:
 # -- environment -------------------------------------------------------------------------------
 def _git(source: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=source, capture_output=True, text=True, timeout=10, check=True
-        )
+        done = subprocess.run(["git", *args], cwd=source, capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()

@@ -53,9 +53,17 @@ class TaskSpec:
 _REGISTRY: dict[str, TaskSpec] = {}
 
 
-def register(id: str, entry_point: str, summary: str, config: Any, presets: Mapping[str, Any] | None = None, *,
-             criteria: tuple[Criterion, ...] = (), datacard: Callable[[Any], Mapping[str, Any]] | None = None,
-             studies: tuple[str, ...] = ()) -> TaskSpec:
+def register(
+    id: str,
+    entry_point: str,
+    summary: str,
+    config: Any,
+    presets: Mapping[str, Any] | None = None,
+    *,
+    criteria: tuple[Criterion, ...] = (),
+    datacard: Callable[[Any], Mapping[str, Any]] | None = None,
+    studies: tuple[str, ...] = (),
+) -> TaskSpec:
     """Registers a task id; ids follow ``name-vN`` and may be registered only once."""
     if not _ID_PATTERN.match(id):
         raise ValueError(f"Task id '{id}' must look like 'name-v0' (lower case, digits, '_').")

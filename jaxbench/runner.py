@@ -51,9 +51,16 @@ class Runner:
     ``load_only`` forbids computing: a missing stage is an error (``jaxbench report``).
     """
 
-    def __init__(self, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-                 mesh: jax.sharding.Mesh | None = None, log: Callable[[str], None] = print,
-                 load_only: bool = False):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        mesh: jax.sharding.Mesh | None = None,
+        log: Callable[[str], None] = print,
+        load_only: bool = False,
+    ):
         self.run_dir = Path(run_dir)
         self.resume = resume or load_only
         self.load_only = load_only
@@ -70,8 +77,9 @@ class Runner:
 
     def _missing(self, what: str) -> None:
         if self.load_only:
-            raise ConfigError(f"{self.run_dir}: {what} was never computed; finish the run with "
-                              "`jaxbench run ... --resume` first.")
+            raise ConfigError(
+                f"{self.run_dir}: {what} was never computed; finish the run with `jaxbench run ... --resume` first."
+            )
 
     # -- stages --------------------------------------------------------------------------------
     def stage(self, name: str, fn: Callable[[], Any]) -> Any:
@@ -116,8 +124,14 @@ class Runner:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
-        columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), "{task.fields[info]}")
+        columns = (
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            "{task.fields[info]}",
+        )
         with Progress(*columns, transient=False) as bar:
             task = bar.add_task(description, total=total, info="")
             yield lambda info=None: bar.update(task, advance=1, info=info or "")
@@ -125,6 +139,7 @@ class Runner:
     # -- the sharded sweep ------------------------------------------------------------------------
     def _sharded_fn(self, fn: Callable[[Any, Any, Any], Any]) -> Callable:
         if fn not in self._sharded:
+
             def keyed(shared_and_root, batch):
                 shared, root = shared_and_root
                 items, index = batch
@@ -134,8 +149,17 @@ class Runner:
             self._sharded[fn] = shard_batched(keyed, self.mesh)
         return self._sharded[fn]
 
-    def sweep(self, fn: Callable[[Any, Any, Any], Any], shared: Any, items: Any, key: jax.Array, *,
-              chunk_size: int, unit: str | None = None, description: str | None = None) -> Any:
+    def sweep(
+        self,
+        fn: Callable[[Any, Any, Any], Any],
+        shared: Any,
+        items: Any,
+        key: jax.Array,
+        *,
+        chunk_size: int,
+        unit: str | None = None,
+        description: str | None = None,
+    ) -> Any:
         """``fn(shared, items[chunk], keys[chunk])`` over the leading axis of ``items``.
 
         Items are laid over every device of the mesh and ``shared`` is replicated; ``keys[i] =
@@ -199,8 +223,9 @@ def prepare_run_dir(run_dir: Path, task_id: str, config: Mapping[str, Any], seed
         return True
     if not manifest_file.exists():
         if any(run_dir.iterdir()):
-            raise ConfigError(f"{run_dir} exists and is not a jaxbench run directory (no {MANIFEST}). "
-                              "Choose another --out.")
+            raise ConfigError(
+                f"{run_dir} exists and is not a jaxbench run directory (no {MANIFEST}). Choose another --out."
+            )
         return False
     if not resume:
         raise ConfigError(f"{run_dir} already holds a run. Pass --resume to continue it, or choose another --out.")
@@ -208,8 +233,10 @@ def prepare_run_dir(run_dir: Path, task_id: str, config: Mapping[str, Any], seed
     recorded = (manifest.get("task_id"), manifest.get("config"), manifest.get("seed"))
     wanted = (task_id, records.to_jsonable(dict(config)), seed)
     if recorded != wanted:
-        raise ConfigError(f"--resume: {run_dir} was started with a different {_describe_difference(recorded, wanted)}. "
-                          "Resume with the same task, config and seed, or choose another --out.")
+        raise ConfigError(
+            f"--resume: {run_dir} was started with a different {_describe_difference(recorded, wanted)}. "
+            "Resume with the same task, config and seed, or choose another --out."
+        )
     return False
 
 
@@ -239,8 +266,10 @@ def _data_checksums(task: Task, data: Any, path: Path | None) -> dict[str, str]:
 
 def flat_arrays(tree: Any) -> dict[str, np.ndarray]:
     """A pytree's leaves by dotted key path (``mu_true``, ``train.x``, dict key ``hist``), for zarr arrays."""
-    return {jax.tree_util.keystr(p, simple=True, separator=".") or "value": np.asarray(v)
-            for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    return {
+        jax.tree_util.keystr(p, simple=True, separator=".") or "value": np.asarray(v)
+        for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]
+    }
 
 
 def check_per_sample(per_sample: Mapping[str, Any], n: int, task_id: str) -> dict[str, np.ndarray]:
@@ -249,8 +278,10 @@ def check_per_sample(per_sample: Mapping[str, Any], n: int, task_id: str) -> dic
     for name, value in per_sample.items():
         array = np.asarray(value)
         if array.shape != (n,):
-            raise ConfigError(f"{task_id}: per_sample_metrics['{name}'] has shape {array.shape}; every per-sample "
-                              f"metric must be ({n},), one value per item.")
+            raise ConfigError(
+                f"{task_id}: per_sample_metrics['{name}'] has shape {array.shape}; every per-sample "
+                f"metric must be ({n},), one value per item."
+            )
         out[name] = array
     return out
 
@@ -268,15 +299,32 @@ def run_pipeline(task: Task, runner: Runner, key: jax.Array, data_path: Path | N
     params = task.fit(stream_key(key, "fit"), data, config, runner.stages("fit"))
     items = runner.stage("conditions", lambda: task.conditions(stream_key(key, "conditions"), data, config))
     shared = task.prepare(params, data, config)
-    outputs = runner.sweep(task.evaluate, shared, items, stream_key(key, "evaluate"), chunk_size=task.chunk_size,
-                           unit="evaluate", description=f"{task.id}: evaluate")
+    outputs = runner.sweep(
+        task.evaluate,
+        shared,
+        items,
+        stream_key(key, "evaluate"),
+        chunk_size=task.chunk_size,
+        unit="evaluate",
+        description=f"{task.id}: evaluate",
+    )
     n = int(jax.tree.leaves(items)[0].shape[0])
     per_sample = check_per_sample(task.per_sample_metrics(outputs, items), n, task.id)
     metrics = runner.stage("score", lambda: task.score(per_sample, outputs, items, stream_key(key, "score")))
     metrics = records.to_jsonable(metrics)
     features = {k: np.asarray(v) for k, v in task.features(items, data).items()}
-    view = RunView(config, "generated" if data_path is None else str(data_path), data, params, items, outputs,
-                   per_sample, features, metrics, runner.run_dir)
+    view = RunView(
+        config,
+        "generated" if data_path is None else str(data_path),
+        data,
+        params,
+        items,
+        outputs,
+        per_sample,
+        features,
+        metrics,
+        runner.run_dir,
+    )
     return view, shared
 
 
@@ -297,12 +345,32 @@ def study_context(task: Task, runner: Runner, view: RunView, shared: Any, key: j
     from jaxbench.studies import StudyContext
 
     def map_fn(fn, shared_, items, key_, *, unit=None, description=None):
-        return runner.sweep(fn, shared_, items, key_, chunk_size=task.chunk_size,
-                            unit=None if unit is None else f"study.{unit}", description=description)
+        return runner.sweep(
+            fn,
+            shared_,
+            items,
+            key_,
+            chunk_size=task.chunk_size,
+            unit=None if unit is None else f"study.{unit}",
+            description=description,
+        )
 
-    return StudyContext(name, task, view.data, view.params, view.items, view.outputs, shared, view.per_sample,
-                        view.features, stream_key(key, f"study/{name}"), runner.stages("study"), map_fn, runner.log,
-                        stream_key(key, "study"))
+    return StudyContext(
+        name,
+        task,
+        view.data,
+        view.params,
+        view.items,
+        view.outputs,
+        shared,
+        view.per_sample,
+        view.features,
+        stream_key(key, f"study/{name}"),
+        runner.stages("study"),
+        map_fn,
+        runner.log,
+        stream_key(key, "study"),
+    )
 
 
 def run_studies(task: Task, runner: Runner, view: RunView, shared: Any, key: jax.Array, names: Sequence[str]) -> None:
@@ -321,9 +389,19 @@ def run_studies(task: Task, runner: Runner, view: RunView, shared: Any, key: jax
         runner.log(f"[study] {name}: {len(result.rows)} rows, {runner.timings[f'study.{name}']:.1f} s")
 
 
-def execute(task: Task, run_dir: str | Path, seed: int = 0, *, resume: bool = False, progress: bool = True,
-            data: str | Path | None = None, log: Callable[[str], None] = print, studies: Sequence[str] = (),
-            preset: str = "default", mesh: jax.sharding.Mesh | None = None) -> RunView:
+def execute(
+    task: Task,
+    run_dir: str | Path,
+    seed: int = 0,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    data: str | Path | None = None,
+    log: Callable[[str], None] = print,
+    studies: Sequence[str] = (),
+    preset: str = "default",
+    mesh: jax.sharding.Mesh | None = None,
+) -> RunView:
     """Runs ``task`` in ``run_dir``, then the named ``studies``; writes the report.
 
     If a stage fails with a :class:`JaxbenchError` before any stage finished, a directory
@@ -341,9 +419,14 @@ def execute(task: Task, run_dir: str | Path, seed: int = 0, *, resume: bool = Fa
     started = time.time()
     key = root_key(seed)
     manifest = {
-        "task_id": task.id, "preset": preset, "config": config_record, "seed": seed,
+        "task_id": task.id,
+        "preset": preset,
+        "config": config_record,
+        "seed": seed,
         "key": f"jax.random.key({seed}); streams fold_in(key, sha256(name)[:4] & 0x7fffffff)",
-        "data": "generated" if data_path is None else str(data_path), "studies": list(names), "status": "running",
+        "data": "generated" if data_path is None else str(data_path),
+        "studies": list(names),
+        "status": "running",
         "environment": records.environment_record(),
     }
     records.atomic_write_json(run_dir / MANIFEST, manifest)
@@ -355,8 +438,12 @@ def execute(task: Task, run_dir: str | Path, seed: int = 0, *, resume: bool = Fa
         raise
     _write_results(task, runner, view)
     run_studies(task, runner, view, shared, key, names)
-    manifest.update(status="complete", wall_time_s=time.time() - started, timings_s=runner.timings,
-                    data_checksums=_data_checksums(task, view.data, data_path))
+    manifest.update(
+        status="complete",
+        wall_time_s=time.time() - started,
+        timings_s=runner.timings,
+        data_checksums=_data_checksums(task, view.data, data_path),
+    )
     records.atomic_write_json(run_dir / MANIFEST, manifest)
     write_run_report(task, view, manifest)
     return view

@@ -116,8 +116,7 @@ class PerSampleMetrics(Protocol):
 
 
 class Score(Protocol):
-    def __call__(self, per_sample: Mapping[str, Array], outputs: Any, items: Any, key: jax.Array
-                 ) -> dict[str, Any]:
+    def __call__(self, per_sample: Mapping[str, Array], outputs: Any, items: Any, key: jax.Array) -> dict[str, Any]:
         """The named aggregation: JSON-able metrics (``metrics.json``); ``key`` for bootstraps."""
 
 

@@ -44,8 +44,15 @@ def _assert_close(task_id: str, what: str, a, b, rtol: float, atol: float) -> No
             _fail(task_id, f"{what}: leaf {jax.tree_util.keystr(path)} differs (max |diff| {diff}).")
 
 
-def check_task(task_id: str, preset: str = "tiny", *, seed: int = 0, rtol: float = 1e-5, atol: float = 1e-6,
-               workdir: str | Path | None = None) -> RunView:
+def check_task(
+    task_id: str,
+    preset: str = "tiny",
+    *,
+    seed: int = 0,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    workdir: str | Path | None = None,
+) -> RunView:
     """Runs the conformance checks on ``task_id`` built from ``preset``; returns the run's view.
 
     Raises :class:`ConformanceError` naming the broken contract.
@@ -64,8 +71,11 @@ def check_task(task_id: str, preset: str = "tiny", *, seed: int = 0, rtol: float
         written = task.save(tmp / "published", data, config)
         loaded = task.load(Path(written), stream_key(key, "data"), config)
         if jax.tree.structure(loaded) != jax.tree.structure(data):
-            _fail(task_id, f"load(save(data)) has structure {jax.tree.structure(loaded)}, generate gives "
-                  f"{jax.tree.structure(data)}.")
+            _fail(
+                task_id,
+                f"load(save(data)) has structure {jax.tree.structure(loaded)}, generate gives "
+                f"{jax.tree.structure(data)}.",
+            )
         _assert_close(task_id, "load(save(data))", loaded, data, rtol, atol)
 
         params = task.fit(stream_key(key, "fit"), data, config, runner.stages("fit"))
@@ -73,8 +83,10 @@ def check_task(task_id: str, preset: str = "tiny", *, seed: int = 0, rtol: float
         n = int(jax.tree.leaves(items)[0].shape[0])
         chunk = runner.mesh.size  # chunks are multiples of the device count
         if n <= chunk:
-            _fail(task_id, f"the {preset} preset has {n} items; use more than {chunk} (the device count) so "
-                  "chunking is checked.")
+            _fail(
+                task_id,
+                f"the {preset} preset has {n} items; use more than {chunk} (the device count) so chunking is checked.",
+            )
         shared = task.prepare(params, data, config)
         eval_key = stream_key(key, "evaluate")
 
@@ -83,8 +95,11 @@ def check_task(task_id: str, preset: str = "tiny", *, seed: int = 0, rtol: float
         for path, leaf in jax.tree_util.tree_flatten_with_path(outputs)[0]:
             leaf = np.asarray(leaf)
             if leaf.shape[:1] != (n,):
-                _fail(task_id, f"evaluate output {jax.tree_util.keystr(path)} has shape {leaf.shape}; its leading "
-                      f"axis must be {n}.")
+                _fail(
+                    task_id,
+                    f"evaluate output {jax.tree_util.keystr(path)} has shape {leaf.shape}; its leading "
+                    f"axis must be {n}.",
+                )
             if leaf.dtype.kind in "fc" and not np.all(np.isfinite(leaf)):
                 _fail(task_id, f"evaluate output {jax.tree_util.keystr(path)} is not finite.")
 
@@ -106,8 +121,18 @@ def check_task(task_id: str, preset: str = "tiny", *, seed: int = 0, rtol: float
             if _lookup(metrics, criterion.metric) is None:
                 _fail(task_id, f"criterion '{criterion.metric}' is not in the metrics score returns.")
         task.summary(metrics)
-        view = RunView(config, "generated", data, params, items, outputs, per_sample,
-                       {k: np.asarray(v) for k, v in features.items()}, metrics, tmp / "run")
+        view = RunView(
+            config,
+            "generated",
+            data,
+            params,
+            items,
+            outputs,
+            per_sample,
+            {k: np.asarray(v) for k, v in features.items()},
+            metrics,
+            tmp / "run",
+        )
         task.report(view)
         return view
 

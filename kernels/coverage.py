@@ -64,11 +64,7 @@ class CoverageScore(NamedTuple):
 
 
 def coverage_penalty(
-    coverage: jax.Array,
-    n: jax.Array,
-    *,
-    target: float = OFFICIAL.target,
-    band_sigmas: float = OFFICIAL.band_sigmas,
+    coverage: jax.Array, n: jax.Array, *, target: float = OFFICIAL.target, band_sigmas: float = OFFICIAL.band_sigmas
 ) -> jax.Array:
     """Penalty f(coverage) >= 1 for a coverage measured on n PEs; 1 inside target +/- band."""
     sigma68 = jnp.sqrt(target * (1.0 - target) / n)
@@ -145,12 +141,8 @@ def per_group_coverage(
     """
     mu_true, p16, p84, mask = _prepare(mu_true, p16, p84, mask)
     width, inside, valid = _per_pe(mu_true, p16, p84, mask)
-    group_sum = functools.partial(
-        jax.ops.segment_sum, segment_ids=group_ids, num_segments=num_groups
-    )
-    return _assemble(
-        group_sum(width), group_sum(inside), group_sum(valid), target, eps, band_sigmas
-    )
+    group_sum = functools.partial(jax.ops.segment_sum, segment_ids=group_ids, num_segments=num_groups)
+    return _assemble(group_sum(width), group_sum(inside), group_sum(valid), target, eps, band_sigmas)
 
 
 def bootstrap_coverage_score(
@@ -181,20 +173,14 @@ def bootstrap_coverage_score(
         draw = jax.random.randint(jax.random.fold_in(key, i), (size,), 0, n_valid)
         rows = valid_rows[draw]
         return coverage_score(
-            mu_true[rows], p16[rows], p84[rows], mask=keep,
-            target=target, eps=eps, band_sigmas=band_sigmas,
+            mu_true[rows], p16[rows], p84[rows], mask=keep, target=target, eps=eps, band_sigmas=band_sigmas
         )
 
     return jax.vmap(one_resample)(jnp.arange(num_resamples))
 
 
 def codabench_scores(
-    mu_true: jax.Array,
-    mu_hat: jax.Array,
-    p16: jax.Array,
-    p84: jax.Array,
-    *,
-    delta_mu_hat: jax.Array | None = None,
+    mu_true: jax.Array, mu_hat: jax.Array, p16: jax.Array, p84: jax.Array, *, delta_mu_hat: jax.Array | None = None
 ) -> dict[str, float]:
     """Scores in the challenge's Codabench ``scores.json`` layout, as plain Python floats.
 

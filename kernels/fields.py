@@ -46,15 +46,17 @@ def frame_slices(per_sample: Mapping[str, ArrayLike], lead_times: Sequence[float
         valid = ~jnp.isnan(values)
         g = stats.group_stats(jnp.where(valid, values, 0.0).ravel(), jnp.where(valid, frame, -1).ravel(), t)
         for i, lead in enumerate(lead_times):
-            rows.append(Row("", f"t={lead:g}", float(lead), 0, metric, float(g.mean[i]), float(g.sem[i]),
-                            int(g.count[i])))
+            rows.append(
+                Row("", f"t={lead:g}", float(lead), 0, metric, float(g.mean[i]), float(g.sem[i]), int(g.count[i]))
+            )
         summary[metric] = _fit_summary(np.asarray(lead_times, float), np.asarray(g.mean))
     return StudyResult("frame_slices", tuple(rows), {"trend_vs_lead_time": summary})
 
 
 # -- differential trend ---------------------------------------------------------------------------
-def differential_trend(prediction: ArrayLike, truth: ArrayLike, start: ArrayLike,
-                       lead_times: Sequence[float]) -> StudyResult:
+def differential_trend(
+    prediction: ArrayLike, truth: ArrayLike, start: ArrayLike, lead_times: Sequence[float]
+) -> StudyResult:
     """Slope, Pearson r and sign agreement of predicted vs true change mean(field_t) - mean(start).
 
     Shapes: prediction, truth (S, T, ...); start (S, ...) the last observed frame; trailing axes
@@ -71,16 +73,31 @@ def differential_trend(prediction: ArrayLike, truth: ArrayLike, start: ArrayLike
         fit = stats.linear_fit(d_true[:, i], d_pred[:, i])
         agree = jnp.mean((jnp.sign(d_pred[:, i]) == jnp.sign(d_true[:, i])).astype(jnp.float32))
         values = {"slope": fit.slope, "pearson": stats.pearson(d_true[:, i], d_pred[:, i]), "sign_agreement": agree}
-        rows += make_rows("", f"t={lead:g}", lead, 0, _scalars(values, "differential_trend"), support=s,
-                          errors={"slope": fit.slope_err})
-    return StudyResult("differential_trend", tuple(rows), {},
-                       {"delta_true": np.asarray(d_true), "delta_pred": np.asarray(d_pred),
-                        "lead_times": np.asarray(lead_times, float)})
+        rows += make_rows(
+            "",
+            f"t={lead:g}",
+            lead,
+            0,
+            _scalars(values, "differential_trend"),
+            support=s,
+            errors={"slope": fit.slope_err},
+        )
+    return StudyResult(
+        "differential_trend",
+        tuple(rows),
+        {},
+        {
+            "delta_true": np.asarray(d_true),
+            "delta_pred": np.asarray(d_pred),
+            "lead_times": np.asarray(lead_times, float),
+        },
+    )
 
 
 # -- centre-of-mass displacement ------------------------------------------------------------------
-def center_of_mass(prediction: ArrayLike, truth: ArrayLike, lead_times: Sequence[float],
-                   pixel_size: float = 1.0) -> StudyResult:
+def center_of_mass(
+    prediction: ArrayLike, truth: ArrayLike, lead_times: Sequence[float], pixel_size: float = 1.0
+) -> StudyResult:
     """Displacement (dy, dx, r; ``pixel_size`` units) of the predicted from the true intensity centroid.
 
     Shapes: fields (S, T, H, W); ``arrays`` keeps dy, dx, r (S, T). Rows per lead time: mean dy,
@@ -97,12 +114,21 @@ def center_of_mass(prediction: ArrayLike, truth: ArrayLike, lead_times: Sequence
         n = int(ok.sum())
         if n == 0:
             continue
-        values = {"dy_mean": dy[ok, i].mean(), "dx_mean": dx[ok, i].mean(), "r_mean": r[ok, i].mean(),
-                  "r_median": np.median(r[ok, i])}
-        rows += make_rows("", f"t={lead:g}", lead, 0, values, support=n,
-                          errors={"r_mean": r[ok, i].std() / math.sqrt(n)})
-    return StudyResult("center_of_mass", tuple(rows), {"pixel_size": pixel_size},
-                       {"dy": dy, "dx": dx, "r": r, "lead_times": np.asarray(lead_times, float)})
+        values = {
+            "dy_mean": dy[ok, i].mean(),
+            "dx_mean": dx[ok, i].mean(),
+            "r_mean": r[ok, i].mean(),
+            "r_median": np.median(r[ok, i]),
+        }
+        rows += make_rows(
+            "", f"t={lead:g}", lead, 0, values, support=n, errors={"r_mean": r[ok, i].std() / math.sqrt(n)}
+        )
+    return StudyResult(
+        "center_of_mass",
+        tuple(rows),
+        {"pixel_size": pixel_size},
+        {"dy": dy, "dx": dx, "r": r, "lead_times": np.asarray(lead_times, float)},
+    )
 
 
 # -- active-area scoping --------------------------------------------------------------------------
@@ -115,8 +141,9 @@ def active_mask(prediction: jax.Array, truth: jax.Array, threshold: float, mode:
     return masks[mode]()
 
 
-def active_area(prediction: ArrayLike, truth: ArrayLike, lead_times: Sequence[float], threshold: float,
-                mode: str = "union") -> StudyResult:
+def active_area(
+    prediction: ArrayLike, truth: ArrayLike, lead_times: Sequence[float], threshold: float, mode: str = "union"
+) -> StudyResult:
     """MAE, RMSE, bias and pixel count of (S, T, H, W) fields inside the active mask, per lead time.
 
     Every masked pixel of every sample counts once (support: masked pixels); a lead time with an
@@ -148,8 +175,13 @@ def per_sample_csi(forecast: ArrayLike, observed: ArrayLike, threshold: float) -
     return c.csi, jnp.all(~jnp.isnan(c.csi), axis=1)
 
 
-def cumulative_metric(per_sample: ArrayLike, lead_times: Sequence[float], edges: Sequence[float],
-                      select: ArrayLike | None = None, metric: str = "metric") -> StudyResult:
+def cumulative_metric(
+    per_sample: ArrayLike,
+    lead_times: Sequence[float],
+    edges: Sequence[float],
+    select: ArrayLike | None = None,
+    metric: str = "metric",
+) -> StudyResult:
     """Distribution of a per-sample metric (S, T) per lead time over the ``select``-ed (S,) samples.
 
     Rows per lead time and bin: fraction of selected samples (support: count). ``arrays['histogram']``
@@ -167,12 +199,25 @@ def cumulative_metric(per_sample: ArrayLike, lead_times: Sequence[float], edges:
     rows: list[Row] = []
     for i, lead in enumerate(lead_times):
         for b, c in enumerate(centers):
-            rows.append(Row(f"t={lead:g}", f"[{float(edges[b]):g}, {float(edges[b + 1]):g})", float(c), 0,
-                            f"{metric}_fraction", hist[i, b] / max(n_kept, 1), math.nan, int(hist[i, b])))
+            rows.append(
+                Row(
+                    f"t={lead:g}",
+                    f"[{float(edges[b]):g}, {float(edges[b + 1]):g})",
+                    float(c),
+                    0,
+                    f"{metric}_fraction",
+                    hist[i, b] / max(n_kept, 1),
+                    math.nan,
+                    int(hist[i, b]),
+                )
+            )
     means = np.nanmean(np.asarray(masked), axis=0) if n_kept else np.full(t, np.nan)
-    return StudyResult("cumulative", tuple(rows), {"metric": metric, "selected_samples": n_kept,
-                                                   "cumulative_mean": means.tolist()},
-                       {"histogram": hist, "edges": np.asarray(edges), "lead_times": np.asarray(lead_times, float)})
+    return StudyResult(
+        "cumulative",
+        tuple(rows),
+        {"metric": metric, "selected_samples": n_kept, "cumulative_mean": means.tolist()},
+        {"histogram": hist, "edges": np.asarray(edges), "lead_times": np.asarray(lead_times, float)},
+    )
 
 
 # -- plots ----------------------------------------------------------------------------------------
@@ -225,25 +270,41 @@ def trend_scatter(result: StudyResult, name: str, caption: str) -> Figure:
 
 # -- study kinds ----------------------------------------------------------------------------------
 FRAME_SLICES = StudyInfo(
-    "frame_slices", "Time-frame slices", "How does the metric change with lead time?",
-    line_plot("lead time", "Metric per lead time (mean +- standard error)."))
+    "frame_slices",
+    "Time-frame slices",
+    "How does the metric change with lead time?",
+    line_plot("lead time", "Metric per lead time (mean +- standard error)."),
+)
 DIFFERENTIAL_TREND = StudyInfo(
-    "differential_trend", "Differential trend",
+    "differential_trend",
+    "Differential trend",
     "Does the model predict the direction and size of change from the last observed frame?",
-    lambda r: [trend_scatter(r, "study_differential_trend", "Predicted vs true change from the start frame."),
-               plots.metric_vs_x(r, "study_differential_trend_lines", "Slope, Pearson r and sign agreement per "
-                                 "lead time.", "lead time")])
+    lambda r: [
+        trend_scatter(r, "study_differential_trend", "Predicted vs true change from the start frame."),
+        plots.metric_vs_x(
+            r, "study_differential_trend_lines", "Slope, Pearson r and sign agreement per lead time.", "lead time"
+        ),
+    ],
+)
 CENTER_OF_MASS = StudyInfo(
-    "center_of_mass", "Centre-of-mass displacement",
+    "center_of_mass",
+    "Centre-of-mass displacement",
     "How far is the predicted intensity centroid from the observed one?",
-    lambda r: [displacement_hist(r, "study_center_of_mass", "Centroid displacement per lead time.")])
+    lambda r: [displacement_hist(r, "study_center_of_mass", "Centroid displacement per lead time.")],
+)
 ACTIVE_AREA = StudyInfo(
-    "active_area", "Active-area scoping", "How good is the model where something happens (above a threshold)?",
-    line_plot("lead time", "Metrics inside the active mask per lead time."))
+    "active_area",
+    "Active-area scoping",
+    "How good is the model where something happens (above a threshold)?",
+    line_plot("lead time", "Metrics inside the active mask per lead time."),
+)
 CUMULATIVE = StudyInfo(
-    "cumulative", "Cumulative metrics",
+    "cumulative",
+    "Cumulative metrics",
     "How is a per-sample metric distributed across the test set at each lead time?",
-    lambda r: [histogram_per_lead(r, "study_cumulative", "Distribution of the per-sample metric per lead time.")])
+    lambda r: [histogram_per_lead(r, "study_cumulative", "Distribution of the per-sample metric per lead time.")],
+)
 
-FIELD_STUDIES: dict[str, StudyInfo] = {info.name: info for info in (
-    FRAME_SLICES, DIFFERENTIAL_TREND, CENTER_OF_MASS, ACTIVE_AREA, CUMULATIVE)}
+FIELD_STUDIES: dict[str, StudyInfo] = {
+    info.name: info for info in (FRAME_SLICES, DIFFERENTIAL_TREND, CENTER_OF_MASS, ACTIVE_AREA, CUMULATIVE)
+}

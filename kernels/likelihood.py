@@ -197,9 +197,7 @@ def _interval_edge(objective, theta_hat, nll_min, covariance, side, steps: int, 
         q = value - 0.5 * decrement - nll_min
         dq_dt = side * (grad[0] - h_zmu @ z_step)
         valid = jnp.isfinite(value)
-        profiled = (
-            valid & jnp.isfinite(q) & jnp.isfinite(dq_dt) & (decrement >= 0) & (decrement < 0.1)
-        )
+        profiled = valid & jnp.isfinite(q) & jnp.isfinite(dq_dt) & (decrement >= 0) & (decrement < 0.1)
 
         # Root step: Newton on r = sqrt(2 q) = 1 inside the bracket, else bisect (or double).
         t_in = jnp.where(profiled & (q < 0.5), jnp.maximum(t_in, t), t_in)
@@ -303,16 +301,11 @@ def make_profile_fit(
                 "Use jax.vmap(fit) for a batch of pseudo-experiments."
             )
         objective = partial(nll, counts=counts)
-        theta, nll_min, grad, hessian = _minimise(
-            objective, initial_point(counts, objective), newton_steps
-        )
+        theta, nll_min, grad, hessian = _minimise(objective, initial_point(counts, objective), newton_steps)
         covariance = jnp.linalg.inv(hessian)
         positive_definite = jnp.all(jnp.isfinite(jnp.linalg.cholesky(hessian)))
         fit_converged = positive_definite & (grad @ covariance @ grad < tolerance)
-        edge = partial(
-            _interval_edge, objective, theta, nll_min, covariance,
-            steps=crossing_steps, tolerance=tolerance,
-        )
+        edge = partial(_interval_edge, objective, theta, nll_min, covariance, steps=crossing_steps, tolerance=tolerance)
         edges, edges_converged = jax.vmap(edge)(jnp.array([-1.0, 1.0], counts.dtype))
         return FitResult(
             mu_hat=theta[0],

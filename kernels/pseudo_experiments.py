@@ -55,8 +55,10 @@ def poisson_counts_from_uniforms(u: jax.Array, rates: jax.Array, max_rate: float
     bound. (Under ``vmap`` the switch computes every branch.)
     """
     if max_rate > INVERSE_CDF_MAX_RATE:
-        raise ValueError(f"max_rate {max_rate} is above {INVERSE_CDF_MAX_RATE}, where the inverse-CDF sum needs "
-                         "too many terms; use poisson_counts, which falls back to jax.random.poisson.")
+        raise ValueError(
+            f"max_rate {max_rate} is above {INVERSE_CDF_MAX_RATE}, where the inverse-CDF sum needs "
+            "too many terms; use poisson_counts, which falls back to jax.random.poisson."
+        )
     rates = rates.astype(jnp.float32)
     bounds = rate_ladder(max_rate)
     branches = [partial(_inverse_cdf_counts, n_terms=poisson_terms(bound)) for bound in bounds]

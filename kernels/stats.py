@@ -103,8 +103,9 @@ def linear_fit(x: jax.Array, y: jax.Array) -> LinearFit:
     return LinearFit(slope, intercept, slope_err, r2)
 
 
-def histogram2d(x: jax.Array, y: jax.Array, x_edges: jax.Array, y_edges: jax.Array,
-                weights: jax.Array | None = None) -> jax.Array:
+def histogram2d(
+    x: jax.Array, y: jax.Array, x_edges: jax.Array, y_edges: jax.Array, weights: jax.Array | None = None
+) -> jax.Array:
     """Counts (len(x_edges)-1, len(y_edges)-1) of points (x, y) in half-open bins [lo, hi).
 
     The last bin of each axis includes its upper edge (as numpy.histogram2d); points outside
@@ -156,8 +157,13 @@ class Contingency(NamedTuple):
     csi: jax.Array
 
 
-def contingency(forecast: jax.Array, observed: jax.Array, threshold: float, axes: tuple[int, ...] | None = None,
-                mask: jax.Array | None = None) -> Contingency:
+def contingency(
+    forecast: jax.Array,
+    observed: jax.Array,
+    threshold: float,
+    axes: tuple[int, ...] | None = None,
+    mask: jax.Array | None = None,
+) -> Contingency:
     """Contingency counts over ``axes`` (default all) of forecast and observed fields.
 
     ``mask`` (broadcastable, bool) restricts the counting to some pixels (active-area scoping).

@@ -74,8 +74,10 @@ def md_table(args) -> None:
     options = dict(equilibration_steps=0, save_every=1)
     md.generate_trajectory(jax.random.key(args.seed), args.md_molecule, 5, **options)  # imports, first SCF
     _, one = _timed(lambda: md.generate_trajectory(jax.random.key(args.seed), args.md_molecule, n, **options))
-    print(f"\nMD generation: {args.md_molecule}, GFN2-xTB (tblite {version('tblite')}), "
-          f"Langevin 500 K, 0.5 fs, {n} frames per trajectory")
+    print(
+        f"\nMD generation: {args.md_molecule}, GFN2-xTB (tblite {version('tblite')}), "
+        f"Langevin 500 K, 0.5 fs, {n} frames per trajectory"
+    )
     print(f"{'way':34s} {'seconds':>8s} {'frames/s':>9s} {'ms/frame':>9s}")
     print(f"{'1 process':34s} {one:8.2f} {n / one:9.1f} {1e3 * one / n:9.2f}")
     p = args.md_processes
@@ -92,20 +94,31 @@ def training_table(args, frames) -> None:
     from jaxbench.tasks.mlff import nequip, training
 
     train_idx = np.arange(int(0.8 * frames.energy.shape[0]))
-    print(f"\n{'config':8s} {'l_max':>5s} {'ch':>4s} {'layers':>6s} {'weights':>8s} {'steps':>6s} "
-          f"{'compile s':>9s} {'s/step':>8s} {'steps/s':>8s}")
+    print(
+        f"\n{'config':8s} {'l_max':>5s} {'ch':>4s} {'layers':>6s} {'weights':>8s} {'steps':>6s} "
+        f"{'compile s':>9s} {'s/step':>8s} {'steps/s':>8s}"
+    )
     for name in args.configs.split(","):
         config = nequip.CONFIGS[name]
         steps = max(1, args.steps if name == "tiny" else args.steps // args.big_divisor)
 
         def run():
-            return training.train(jax.random.key(args.seed), frames, train_idx, config, steps=steps,
-                                  batch_size=args.batch_size, checkpoint_every=steps)
+            return training.train(
+                jax.random.key(args.seed),
+                frames,
+                train_idx,
+                config,
+                steps=steps,
+                batch_size=args.batch_size,
+                checkpoint_every=steps,
+            )
 
         (params, _), first = _timed(run)
         _, warm = _timed(run)
-        print(f"{name:8s} {config.l_max:5d} {config.channels:4d} {config.layers:6d} {nequip.num_weights(params):8d} "
-              f"{steps:6d} {first - warm:9.1f} {warm / steps:8.4f} {steps / warm:8.2f}")
+        print(
+            f"{name:8s} {config.l_max:5d} {config.channels:4d} {config.layers:6d} {nequip.num_weights(params):8d} "
+            f"{steps:6d} {first - warm:9.1f} {warm / steps:8.4f} {steps / warm:8.2f}"
+        )
 
 
 def vmap_table(args, frames) -> None:
@@ -136,8 +149,10 @@ def vmap_table(args, frames) -> None:
     print(f"{'way':34s} {'seconds':>8s} {'model-steps/s':>14s}")
     print(f"{'sequential: train() x ' + str(m):34s} {seq_warm:8.2f} {m * steps / seq_warm:14.2f}")
     print(f"{'vmapped: train_many()':34s} {many_warm:8.2f} {m * steps / many_warm:14.2f}")
-    print(f"ratio sequential / vmapped: {seq_warm / many_warm:.2f}  "
-          f"(first calls incl. compile: sequential {seq_first:.1f} s, vmapped {many_first:.1f} s)")
+    print(
+        f"ratio sequential / vmapped: {seq_warm / many_warm:.2f}  "
+        f"(first calls incl. compile: sequential {seq_first:.1f} s, vmapped {many_first:.1f} s)"
+    )
 
 
 def main() -> None:
@@ -162,11 +177,15 @@ def main() -> None:
 
     print("command:", shlex.join([sys.executable, *sys.argv]))
     devices = jax.devices()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; jax {jax.__version__}, devices: "
-          f"{len(devices)} x {devices[0].platform} ({devices[0].device_kind})")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; jax {jax.__version__}, devices: "
+        f"{len(devices)} x {devices[0].platform} ({devices[0].device_kind})"
+    )
     frames = Frames(*synthetic_molecule(args.seed, ASPIRIN_FORMULA, args.frames))
-    print(f"data: synthetic C9H8O4, {frames.species.shape[0]} atoms, {args.frames} frames, Morse labels; "
-          f"force std {np.std(frames.forces):.2f} eV/Å")
+    print(
+        f"data: synthetic C9H8O4, {frames.species.shape[0]} atoms, {args.frames} frames, Morse labels; "
+        f"force std {np.std(frames.forces):.2f} eV/Å"
+    )
     if args.md_frames > 0:
         md_table(args)
     training_table(args, frames)

@@ -39,10 +39,16 @@ def numpy_systematics_and_features(rows: np.ndarray, nu: np.ndarray, noise: np.n
     nj = c["PRI_n_jets"]
     j1 = np.where(nj >= 1, c["PRI_jet_leading_pt"], 0.0)
     j2 = np.where(nj >= 2, c["PRI_jet_subleading_pt"], 0.0)
-    mx = c["PRI_met"] * np.cos(c["PRI_met_phi"]) - (tes - 1) * c["PRI_had_pt"] * np.cos(c["PRI_had_phi"]) \
+    mx = (
+        c["PRI_met"] * np.cos(c["PRI_met_phi"])
+        - (tes - 1) * c["PRI_had_pt"] * np.cos(c["PRI_had_phi"])
         - (jes - 1) * (j1 * np.cos(c["PRI_jet_leading_phi"]) + j2 * np.cos(c["PRI_jet_subleading_phi"]))
-    my = c["PRI_met"] * np.sin(c["PRI_met_phi"]) - (tes - 1) * c["PRI_had_pt"] * np.sin(c["PRI_had_phi"]) \
+    )
+    my = (
+        c["PRI_met"] * np.sin(c["PRI_met_phi"])
+        - (tes - 1) * c["PRI_had_pt"] * np.sin(c["PRI_had_phi"])
         - (jes - 1) * (j1 * np.sin(c["PRI_jet_leading_phi"]) + j2 * np.sin(c["PRI_jet_subleading_phi"]))
+    )
     mx, my = mx + soft_met * noise[:, 0], my + soft_met * noise[:, 1]
     c["PRI_met"], c["PRI_met_phi"] = np.hypot(mx, my), np.arctan2(my, mx)
     c["PRI_had_pt"] = c["PRI_had_pt"] * tes
@@ -81,20 +87,23 @@ def numpy_systematics_and_features(rows: np.ndarray, nu: np.ndarray, noise: np.n
     b = np.sin(c["PRI_had_phi"] - c["PRI_met_phi"]) * sign
     deta2 = np.where(two, (e1 - e2) ** 2, 1.0)
     dphi_lh = np.mod(c["PRI_had_phi"] - c["PRI_lep_phi"] + np.pi, 2 * np.pi) - np.pi
-    der = np.stack([
-        np.sqrt(np.maximum(2 * c["PRI_lep_pt"] * c["PRI_met"] * (1 - np.cos(dphi)), 0.0)),
-        mass(lep, had),
-        np.hypot(lep[0] + had[0] + met_x, lep[1] + had[1] + met_y),
-        np.where(two, np.abs(e1 - e2), -25.0),
-        np.where(two, mass(jet1, jet2), -25.0),
-        np.where(two, e1 * e2, -25.0),
-        np.hypot(c["PRI_lep_eta"] - c["PRI_had_eta"], dphi_lh),
-        np.hypot(lep[0] + had[0] + met_x + jet1[0] + jet2[0], lep[1] + had[1] + met_y + jet1[1] + jet2[1]),
-        c["PRI_lep_pt"] + c["PRI_had_pt"] + c["PRI_jet_all_pt"],
-        c["PRI_lep_pt"] / c["PRI_had_pt"],
-        np.where(a**2 + b**2 > 0, (a + b) / np.sqrt(np.maximum(a**2 + b**2, 1e-30)), -25.0),
-        np.where(two, np.exp(-4 / deta2 * (c["PRI_lep_eta"] - (e1 + e2) / 2) ** 2), -25.0),
-    ], axis=1)
+    der = np.stack(
+        [
+            np.sqrt(np.maximum(2 * c["PRI_lep_pt"] * c["PRI_met"] * (1 - np.cos(dphi)), 0.0)),
+            mass(lep, had),
+            np.hypot(lep[0] + had[0] + met_x, lep[1] + had[1] + met_y),
+            np.where(two, np.abs(e1 - e2), -25.0),
+            np.where(two, mass(jet1, jet2), -25.0),
+            np.where(two, e1 * e2, -25.0),
+            np.hypot(c["PRI_lep_eta"] - c["PRI_had_eta"], dphi_lh),
+            np.hypot(lep[0] + had[0] + met_x + jet1[0] + jet2[0], lep[1] + had[1] + met_y + jet1[1] + jet2[1]),
+            c["PRI_lep_pt"] + c["PRI_had_pt"] + c["PRI_jet_all_pt"],
+            c["PRI_lep_pt"] / c["PRI_had_pt"],
+            np.where(a**2 + b**2 > 0, (a + b) / np.sqrt(np.maximum(a**2 + b**2, 1e-30)), -25.0),
+            np.where(two, np.exp(-4 / deta2 * (c["PRI_lep_eta"] - (e1 + e2) / 2) ** 2), -25.0),
+        ],
+        axis=1,
+    )
     pri = np.stack([c[name] for name in PRI], axis=1)
     return np.concatenate([pri, der], axis=1)
 
@@ -131,8 +140,12 @@ def reference_pe(pool, met_noise, params, model, mu_true, nu_true, rng) -> tuple
 
     pri, weights, process = (np.asarray(a) for a in pool)
     _, _, _, ttbar_scale, diboson_scale, bkg_scale = (float(v) for v in nu_true)
-    rate = weights * np.where(process == SIGNAL, mu_true, bkg_scale) \
-        * np.where(process == TTBAR, ttbar_scale, 1.0) * np.where(process == DIBOSON, diboson_scale, 1.0)
+    rate = (
+        weights
+        * np.where(process == SIGNAL, mu_true, bkg_scale)
+        * np.where(process == TTBAR, ttbar_scale, 1.0)
+        * np.where(process == DIBOSON, diboson_scale, 1.0)
+    )
     rows = np.repeat(np.arange(pri.shape[0]), rng.poisson(rate))
     features = numpy_systematics_and_features(pri[rows], nu_true, met_noise[rows])
     # Hard bin edges: cheaper than jaxbench's soft edges, so the ratio errs in the reference's favour.
@@ -193,30 +206,49 @@ def stage_table(pool, met_noise, params, templates, hidden, max_rate, n_pe: int 
         return jax.lax.map(lambda args: fn(*args), blocked)
 
     def fits(hist):
-        return [make_profile_fit(lambda mu, a: expected_counts(model, mu, a), ALPHA_CENTER, ALPHA_SIGMA,
-                                 profile=profile, newton_steps=NEWTON_STEPS, crossing_steps=CROSSING_STEPS)(hist).p16
-                for profile in (True, False)]
+        return [
+            make_profile_fit(
+                lambda mu, a: expected_counts(model, mu, a),
+                ALPHA_CENTER,
+                ALPHA_SIGMA,
+                profile=profile,
+                newton_steps=NEWTON_STEPS,
+                crossing_steps=CROSSING_STEPS,
+            )(hist).p16
+            for profile in (True, False)
+        ]
 
     # The pool is an argument, as in the PE kernel (closed-over constants compile differently).
     stages = {
         "Poisson counts, jax.random.poisson": lambda a, k: jax.random.poisson(k, a["weights"] * scale(k)),
         "Poisson counts, inverse CDF (jaxbench)": lambda a, k: draw_counts(k, a["prepared"], scale(k), nu, max_rate),
-        "systematics + 12 derived features, direct": lambda a, k: event_features(apply_systematics(
-            a["pri"], a["weights"], a["process"], nu.at[0].set(scale(k)), a["met_noise"])[0]) @ direction,
+        "systematics + 12 derived features, direct": lambda a, k: (
+            event_features(
+                apply_systematics(a["pri"], a["weights"], a["process"], nu.at[0].set(scale(k)), a["met_noise"])[0]
+            )
+            @ direction
+        ),
         "the same from pool invariants, blocks (jaxbench)": lambda a, k: by_blocks(
-            lambda inv: shifted_features(inv, nu.at[0].set(scale(k)))[0] @ direction, a["prepared"].invariants),
-        "classifier, blocks": lambda a, k: by_blocks(
-            lambda x: score(a["params"], x * scale(k)), a["features"]),
+            lambda inv: shifted_features(inv, nu.at[0].set(scale(k)))[0] @ direction, a["prepared"].invariants
+        ),
+        "classifier, blocks": lambda a, k: by_blocks(lambda x: score(a["params"], x * scale(k)), a["features"]),
         "soft histogram, blocks": lambda a, k: by_blocks(
-            lambda w, s: soft_histogram(w, s * scale(k), model.edges), a["prepared"].weights, a["score"]),
+            lambda w, s: soft_histogram(w, s * scale(k), model.edges), a["prepared"].weights, a["score"]
+        ),
         "two fits": lambda a, k: fits(a["hist"] * scale(k)),
     }
     features = jax.jit(event_features)(pool.pri)
     pad = n_blocks * block_size - pool.num_events
     features = jnp.pad(features, ((0, pad), (0, 0))).reshape(n_blocks, block_size, 28)
-    arrays = {**pool._asdict(), "met_noise": met_noise, "params": params, "prepared": prepared, "features": features,
-              "score": jax.jit(jax.vmap(score, in_axes=(None, 0)))(params, features),
-              "hist": jnp.asarray(model.nominal).sum(axis=0)}
+    arrays = {
+        **pool._asdict(),
+        "met_noise": met_noise,
+        "params": params,
+        "prepared": prepared,
+        "features": features,
+        "score": jax.jit(jax.vmap(score, in_axes=(None, 0)))(params, features),
+        "hist": jnp.asarray(model.nominal).sum(axis=0),
+    }
     print(f"\n{'stage (jitted, lax.map over PEs)':50s} {'ms / PE':>8s}")
     for name, fn in stages.items():
         run = jax.jit(lambda a, ks, fn=fn: jax.lax.map(lambda k: fn(a, k), ks))
@@ -282,23 +314,35 @@ def main() -> None:
     np_pool = (np.asarray(pool.pri), np.asarray(pool.weights), np.asarray(pool.process))
     t0 = time.perf_counter()
     for i in range(args.reference_pes):
-        reference_pe(np_pool, np.asarray(met_noise, np.float64), np_params, np_model,
-                     float(conditions["mu_true"][i]), conditions["nu_true"][i], rng)
+        reference_pe(
+            np_pool,
+            np.asarray(met_noise, np.float64),
+            np_params,
+            np_model,
+            float(conditions["mu_true"][i]),
+            conditions["nu_true"][i],
+            rng,
+        )
     ref_s = time.perf_counter() - t0
 
     ref_rate, jax_rate = args.reference_pes / ref_s, n_jax / jax_s
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, jax devices: {len(jax.devices())} x "
-          f"{jax.devices()[0].platform}; pool {pool.num_events} events; {n_bins} bins; "
-          f"classifier {config.classifier.hidden}")
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, jax devices: {len(jax.devices())} x "
+        f"{jax.devices()[0].platform}; pool {pool.num_events} events; {n_bins} bins; "
+        f"classifier {config.classifier.hidden}"
+    )
     print(f"{'way':52s} {'PEs':>6s} {'seconds':>9s} {'PEs/s':>9s} {'ratio':>7s}")
-    for way, n, seconds, rate in (("reference: numpy rows + iminuit MIGRAD/MINOS, 1 PE at a time",
-                                   args.reference_pes, ref_s, ref_rate),
-                                  ("jaxbench: the task's evaluate through the runner's sweep", n_jax, jax_s, jax_rate)):
+    for way, n, seconds, rate in (
+        ("reference: numpy rows + iminuit MIGRAD/MINOS, 1 PE at a time", args.reference_pes, ref_s, ref_rate),
+        ("jaxbench: the task's evaluate through the runner's sweep", n_jax, jax_s, jax_rate),
+    ):
         print(f"{way:52s} {n:6d} {seconds:9.2f} {rate:9.2f} {rate / ref_rate:7.1f}")
     if args.stages:
         stage_table(pool, met_noise, params, templates, config.classifier.hidden, shared.max_rate)
-    print(f"(jaxbench compile time, once: {compile_s:.1f} s, not included; the reference fits the profiled "
-          "likelihood only, jaxbench fits both the profiled and the statistical-only one)")
+    print(
+        f"(jaxbench compile time, once: {compile_s:.1f} s, not included; the reference fits the profiled "
+        "likelihood only, jaxbench fits both the profiled and the statistical-only one)"
+    )
 
 
 if __name__ == "__main__":

@@ -137,13 +137,7 @@ def render(entries: dict[str, dict], tblite_version: str, ase_version: str, fmax
             geometry = GEOMETRIES[molecule]
             return np.array(geometry.species, np.int32), np.array(geometry.positions, np.float64)
         '''
-    return (
-        textwrap.dedent(header)
-        + "GEOMETRIES: dict[str, Geometry] = {\n"
-        + body
-        + "\n}\n"
-        + textwrap.dedent(footer)
-    )
+    return textwrap.dedent(header) + "GEOMETRIES: dict[str, Geometry] = {\n" + body + "\n}\n" + textwrap.dedent(footer)
 
 
 def main() -> None:
@@ -185,8 +179,10 @@ def main() -> None:
             "positions": positions,
             "energy": energy,
         }
-        print(f"{name} ({note}): {atoms.get_chemical_formula(mode='hill')}, E = {energy:.6f} eV, "
-              f"{len(candidates)} conformers")
+        print(
+            f"{name} ({note}): {atoms.get_chemical_formula(mode='hill')}, E = {energy:.6f} eV, "
+            f"{len(candidates)} conformers"
+        )
     text = render(entries, version("tblite"), ase.__version__, args.fmax)
     args.out.write_text(text)
     print(f"wrote {args.out}")

@@ -31,7 +31,14 @@ register(
 
 from jaxbench.tasks.oscillator import config as oscillator_config  # noqa: E402
 
-register("oscillator-v0", "jaxbench.tasks.oscillator.task:make_task", "Example task: a damped harmonic oscillator's "
-         "natural frequency and damping ratio from noisy x(t), by least squares.", oscillator_config.DEFAULT,
-         {"quick": oscillator_config.QUICK, "tiny": oscillator_config.TINY}, criteria=oscillator_config.CRITERIA,
-         datacard=oscillator_config.datacard, studies=oscillator_config.STUDIES)
+register(
+    "oscillator-v0",
+    "jaxbench.tasks.oscillator.task:make_task",
+    "Example task: a damped harmonic oscillator's "
+    "natural frequency and damping ratio from noisy x(t), by least squares.",
+    oscillator_config.DEFAULT,
+    {"quick": oscillator_config.QUICK, "tiny": oscillator_config.TINY},
+    criteria=oscillator_config.CRITERIA,
+    datacard=oscillator_config.datacard,
+    studies=oscillator_config.STUDIES,
+)

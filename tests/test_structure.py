@@ -55,7 +55,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         state[node], _ = 1, stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         state[node], _ = 2, stack.pop()
@@ -93,6 +93,17 @@ def test_the_tree_passes_the_linter():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_tree_is_formatted():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", str(ROOT)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, f"run `ruff format .`:\n{result.stdout[-3000:]}"

@@ -26,8 +26,23 @@ from jaxbench.studies.catalogue import CATALOGUE
 from jaxbench.studies.context import Study, StudyContext, StudyInfo
 from jaxbench.studies.table import COLUMNS, Row, StudyResult, concat, load, make_rows, save
 
-__all__ = ["CATALOGUE", "COLUMNS", "Row", "Study", "StudyContext", "StudyInfo", "StudyResult", "analyses",
-           "concat", "load", "make_rows", "plots", "resolve_names", "save", "study_sections"]
+__all__ = [
+    "CATALOGUE",
+    "COLUMNS",
+    "Row",
+    "Study",
+    "StudyContext",
+    "StudyInfo",
+    "StudyResult",
+    "analyses",
+    "concat",
+    "load",
+    "make_rows",
+    "plots",
+    "resolve_names",
+    "save",
+    "study_sections",
+]
 
 
 def resolve_names(requested: Sequence[str], supported: Sequence[str], task_id: str) -> list[str]:
@@ -58,10 +73,18 @@ def study_sections(run_dir: str | Path, studies: Mapping[str, Study]) -> list:
             continue
         result = load(root / name)
         table = summary_table(result)
-        text = (f"{study.info.question}\n\nFull table: studies/{name}/table.csv ({len(result.rows)} rows: "
-                f"{', '.join(COLUMNS)}).")
-        sections.append(ReportSection(f"Study: {study.info.title}", text=text, tables=(table,) if table else (),
-                                      figures=tuple(study.info.plot(result))))
+        text = (
+            f"{study.info.question}\n\nFull table: studies/{name}/table.csv ({len(result.rows)} rows: "
+            f"{', '.join(COLUMNS)})."
+        )
+        sections.append(
+            ReportSection(
+                f"Study: {study.info.title}",
+                text=text,
+                tables=(table,) if table else (),
+                figures=tuple(study.info.plot(result)),
+            )
+        )
     return sections
 
 

@@ -91,8 +91,10 @@ def sample_efficiency(
             stacked = stage(f"n{n}", lambda: dict(train_eval_many(jnp.stack(keys), np.stack(subsets))))
             per_seed = [{m: np.asarray(v)[i] for m, v in stacked.items()} for i in range(len(seeds))]
         else:
-            per_seed = [stage(f"n{n}_s{s}", lambda k=k, idx=idx: dict(train_eval(k, idx)))
-                        for s, k, idx in zip(seeds, keys, subsets)]
+            per_seed = [
+                stage(f"n{n}_s{s}", lambda k=k, idx=idx: dict(train_eval(k, idx)))
+                for s, k, idx in zip(seeds, keys, subsets)
+            ]
         for s, values in zip(seeds, per_seed):
             rows += make_rows("", f"n={n}", n, s, scalars(values, f"sample_efficiency n={n}"), support=n)
     result = StudyResult("sample_efficiency", tuple(rows))
@@ -107,8 +109,9 @@ def sample_efficiency(
 
 
 # -- 2. time-domain extrapolation ----------------------------------------------------------------
-def time_windows(n_ordered: int, starts: Sequence[float], widths: Sequence[float],
-                 test_fraction: float = 0.1) -> tuple[list[tuple[float, float, np.ndarray]], np.ndarray]:
+def time_windows(
+    n_ordered: int, starts: Sequence[float], widths: Sequence[float], test_fraction: float = 0.1
+) -> tuple[list[tuple[float, float, np.ndarray]], np.ndarray]:
     """The training windows (start, width, positions) that end before the final test window.
 
     Positions index a time-ordered axis of length ``n_ordered``; fractions are of the whole
@@ -146,8 +149,10 @@ def time_window_grid(
     """
     windows, test = time_windows(n_ordered, starts, widths, test_fraction)
     if not windows:
-        raise ConfigError(f"time_window_grid: no window of starts {list(starts)} x widths {list(widths)} "
-                          f"ends before the test window (last {test_fraction:.0%}).")
+        raise ConfigError(
+            f"time_window_grid: no window of starts {list(starts)} x widths {list(widths)} "
+            f"ends before the test window (last {test_fraction:.0%})."
+        )
     rows: list[Row] = []
     for start, width, train in windows:
         name = f"w{start:g}_{width:g}"
@@ -159,8 +164,12 @@ def time_window_grid(
     ranked = sorted(result.select(metric), key=lambda r: r.value, reverse=higher_is_better)
     fitting = {(s, w) for s, w, _ in windows}
     skipped = [[float(s), float(w)] for s in starts for w in widths if (float(s), float(w)) not in fitting]
-    summary = {"ranked_by": metric, "ranking": [[r.slice, r.value] for r in ranked],
-               "test_window": [int(test[0]), int(test[-1]) + 1], "skipped": skipped}
+    summary = {
+        "ranked_by": metric,
+        "ranking": [[r.slice, r.value] for r in ranked],
+        "test_window": [int(test[0]), int(test[-1]) + 1],
+        "skipped": skipped,
+    }
     return StudyResult("time_window_grid", tuple(rows), summary)
 
 
@@ -180,8 +189,9 @@ def rotation_matrix(axis: str, angle: Any) -> jax.Array:
     return jnp.stack([jnp.stack(r, axis=-1) for r in m], axis=-2)
 
 
-def rotation_scan(evaluate: Callable[[float], Metrics], angles: Sequence[float], *, stage: Stage = direct,
-                  unit: str = "rad") -> StudyResult:
+def rotation_scan(
+    evaluate: Callable[[float], Metrics], angles: Sequence[float], *, stage: Stage = direct, unit: str = "rad"
+) -> StudyResult:
     """A metric of the test set rotated through ``angles``: ``evaluate(angle) -> {metric: scalar}``.
 
     Summary per metric: best, worst and their difference (``delta``), and the angles where they
@@ -195,14 +205,20 @@ def rotation_scan(evaluate: Callable[[float], Metrics], angles: Sequence[float],
     summary = {}
     for metric in result.metrics():
         v, a = result.column("value", metric), result.column("x", metric)
-        summary[metric] = {"max": float(v.max()), "min": float(v.min()), "delta": float(v.max() - v.min()),
-                           "argmax": float(a[v.argmax()]), "argmin": float(a[v.argmin()])}
+        summary[metric] = {
+            "max": float(v.max()),
+            "min": float(v.min()),
+            "delta": float(v.max() - v.min()),
+            "argmax": float(a[v.argmax()]),
+            "argmin": float(a[v.argmin()]),
+        }
     return StudyResult("rotation_scan", tuple(rows), {"unit": unit, "metrics": summary})
 
 
 # -- 10. feature out-of-distribution ---------------------------------------------------------------
-def ood_bins(feature: Any, edges: Sequence[float], train_bins: Sequence[int], key: jax.Array
-             ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+def ood_bins(
+    feature: Any, edges: Sequence[float], train_bins: Sequence[int], key: jax.Array
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Split samples by a feature's bins: an equal-count training set from ``train_bins`` and the
     test samples of every bin.
 
@@ -262,8 +278,9 @@ def feature_ood(
     result = StudyResult("feature_ood", tuple(rows))
     ranges = {}
     for metric, (value, higher) in (target or {}).items():
-        ranges[metric] = trusted_range(result.column("x", metric, feature), result.column("value", metric, feature),
-                                       value, higher_is_better=higher)
+        ranges[metric] = trusted_range(
+            result.column("x", metric, feature), result.column("value", metric, feature), value, higher_is_better=higher
+        )
     return StudyResult("feature_ood", tuple(rows), {feature: {"trusted_range": ranges}})
 
 
@@ -300,8 +317,11 @@ def trusted_range(distance: Any, value: Any, target: float, *, higher_is_better:
             limit = max(float(crossing), 0.0) if crossing <= 10 * np.abs(d).max() else None
         elif sign * (intercept - target) < 0:
             limit = 0.0  # already on the wrong side at the training range and not improving
-        fitted[side] = {"limit": None if limit is None else (-limit if side == "lower" else limit),
-                        "slope": float(slope), "intercept": float(intercept)}
+        fitted[side] = {
+            "limit": None if limit is None else (-limit if side == "lower" else limit),
+            "slope": float(slope),
+            "intercept": float(intercept),
+        }
     order = np.argsort(d)
     d_sorted, good_sorted = d[order], good[order]
     inside = np.flatnonzero(d_sorted == 0)
@@ -313,14 +333,19 @@ def trusted_range(distance: Any, value: Any, target: float, *, higher_is_better:
         while hi < len(d_sorted) - 1 and good_sorted[hi + 1]:
             hi += 1
         measured = [float(d_sorted[lo]), float(d_sorted[hi])]
-    return {"target": float(target), "higher_is_better": higher_is_better,
-            "fitted": fitted, "measured": measured,
-            "measured_span": [float(d.min()), float(d.max())] if d.size else None}
+    return {
+        "target": float(target),
+        "higher_is_better": higher_is_better,
+        "fitted": fitted,
+        "measured": measured,
+        "measured_span": [float(d.min()), float(d.max())] if d.size else None,
+    }
 
 
 # -- 11. per-sample breakdown ------------------------------------------------------------------------
-def bin_feature(values: Any, n_bins: int = 5, edges: Sequence[float] | None = None
-                ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+def bin_feature(
+    values: Any, n_bins: int = 5, edges: Sequence[float] | None = None
+) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """Integer bins of a continuous feature: equal-count (quantile) bins unless ``edges`` given.
 
     Returns (bin id per sample, labels, bin centres).
@@ -330,14 +355,14 @@ def bin_feature(values: Any, n_bins: int = 5, edges: Sequence[float] | None = No
         edges = np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1)))
     edges = np.asarray(edges, float)
     ids = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
-    labels = tuple(f"[{edges[i]:.3g}, {edges[i + 1]:.3g}{']' if i == len(edges) - 2 else ')'}"
-                   for i in range(len(edges) - 1))
+    labels = tuple(
+        f"[{edges[i]:.3g}, {edges[i + 1]:.3g}{']' if i == len(edges) - 2 else ')'}" for i in range(len(edges) - 1)
+    )
     return ids, labels, 0.5 * (edges[1:] + edges[:-1])
 
 
 def per_sample_breakdown(
-    metrics: Mapping[str, Any],
-    groupings: Mapping[str, tuple[Any, Sequence[str], Sequence[float] | None]],
+    metrics: Mapping[str, Any], groupings: Mapping[str, tuple[Any, Sequence[str], Sequence[float] | None]]
 ) -> StudyResult:
     """Per-sample metrics grouped by labels or binned features: mean, standard error, support.
 
@@ -353,14 +378,23 @@ def per_sample_breakdown(
             for i, label in enumerate(labels):
                 if int(g.count[i]) == 0:
                     continue
-                rows.append(Row(grouping, str(label), float(positions[i]), 0, metric, float(g.mean[i]),
-                                float(g.sem[i]), int(g.count[i])))
+                rows.append(
+                    Row(
+                        grouping,
+                        str(label),
+                        float(positions[i]),
+                        0,
+                        metric,
+                        float(g.mean[i]),
+                        float(g.sem[i]),
+                        int(g.count[i]),
+                    )
+                )
     return StudyResult("breakdown", tuple(rows))
 
 
 # -- 12. metric correlation ----------------------------------------------------------------------------
-def metric_correlation(metrics: Mapping[str, Any], features: Mapping[str, Any], max_points: int = 4000
-                       ) -> StudyResult:
+def metric_correlation(metrics: Mapping[str, Any], features: Mapping[str, Any], max_points: int = 4000) -> StudyResult:
     """Pearson and Spearman coefficients and a least-squares line for every (metric, feature) pair.
 
     Rows: group ``metric~feature``; metrics pearson, spearman, slope (error: its standard error),
@@ -379,10 +413,16 @@ def metric_correlation(metrics: Mapping[str, Any], features: Mapping[str, Any], 
         for f, fv in features.items():
             x = jnp.asarray(fv, jnp.float32)
             fit = stats.linear_fit(x, y)
-            values = {"pearson": stats.pearson(x, y), "spearman": stats.spearman(x, y), "slope": fit.slope,
-                      "intercept": fit.intercept, "r2": fit.r2}
-            rows += make_rows(f"{m}~{f}", f, 0.0, 0, scalars(values, "metric_correlation"), support=n,
-                              errors={"slope": fit.slope_err})
+            values = {
+                "pearson": stats.pearson(x, y),
+                "spearman": stats.spearman(x, y),
+                "slope": fit.slope,
+                "intercept": fit.intercept,
+                "r2": fit.r2,
+            }
+            rows += make_rows(
+                f"{m}~{f}", f, 0.0, 0, scalars(values, "metric_correlation"), support=n, errors={"slope": fit.slope_err}
+            )
     step = max(1, -(-n // max_points))
     arrays = {k: np.asarray(v)[::step] for k, v in columns.items()}
     strongest = sorted(([r.group, r.value] for r in rows if r.metric == "spearman"), key=lambda t: -abs(t[1]))
@@ -390,8 +430,13 @@ def metric_correlation(metrics: Mapping[str, Any], features: Mapping[str, Any], 
 
 
 # -- 13. prediction stability -----------------------------------------------------------------------
-def prediction_stability(predict: Callable[[jax.Array], Metrics], key: jax.Array, n_keys: int,
-                         outlier_iqr: float = 3.0, use_vmap: bool = True) -> StudyResult:
+def prediction_stability(
+    predict: Callable[[jax.Array], Metrics],
+    key: jax.Array,
+    n_keys: int,
+    outlier_iqr: float = 3.0,
+    use_vmap: bool = True,
+) -> StudyResult:
     """The same samples through ``n_keys`` keys: the per-sample spread of each metric.
 
     ``predict(key) -> {metric: (S,)}`` (vmapped over keys unless ``use_vmap`` is False). The
@@ -415,16 +460,25 @@ def prediction_stability(predict: Callable[[jax.Array], Metrics], key: jax.Array
         arrays[f"{metric}.mean"] = values.mean(axis=0)
         arrays[f"{metric}.spread"] = spread
         outliers[metric] = flagged.tolist()
-        rows += make_rows("", metric, 0.0, 0, {"spread_mean": spread.mean(), "spread_max": spread.max(),
-                                               "outlier_fraction": len(flagged) / spread.size},
-                          support=int(spread.size))
+        rows += make_rows(
+            "",
+            metric,
+            0.0,
+            0,
+            {"spread_mean": spread.mean(), "spread_max": spread.max(), "outlier_fraction": len(flagged) / spread.size},
+            support=int(spread.size),
+        )
         rows[-3:] = [r._replace(metric=f"{metric}.{r.metric}") for r in rows[-3:]]
     return StudyResult("stability", tuple(rows), {"n_keys": n_keys, "outliers": outliers}, arrays)
 
 
 # -- similarity between training and test data vs test error ------------------------------------------
-def similarity_trend(similarity: Any, metrics: Mapping[str, Any], labels: Sequence[str],
-                     target: Mapping[str, tuple[float, bool]] | None = None) -> StudyResult:
+def similarity_trend(
+    similarity: Any,
+    metrics: Mapping[str, Any],
+    labels: Sequence[str],
+    target: Mapping[str, tuple[float, bool]] | None = None,
+) -> StudyResult:
     """Does a descriptor similarity between each training set and the test set predict its error?
 
     One unit per training set (a window, a subset): ``similarity`` (U,) and ``metrics`` {name:
@@ -441,8 +495,11 @@ def similarity_trend(similarity: Any, metrics: Mapping[str, Any], labels: Sequen
         for label, si, vi in zip(labels, s, v):
             rows.append(Row("", str(label), float(si), 0, name, float(vi)))
         fit = fit_summary(s, v)
-        entry = {"pearson": float(stats.pearson(jnp.asarray(s), jnp.asarray(v))),
-                 "spearman": float(stats.spearman(jnp.asarray(s), jnp.asarray(v))), "fit": fit}
+        entry = {
+            "pearson": float(stats.pearson(jnp.asarray(s), jnp.asarray(v))),
+            "spearman": float(stats.spearman(jnp.asarray(s), jnp.asarray(v))),
+            "fit": fit,
+        }
         if target and name in target:
             value, higher = target[name]
             slope, intercept = fit["slope"], fit["intercept"]

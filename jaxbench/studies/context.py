@@ -67,8 +67,16 @@ class StudyContext:
         """The task's resolved config."""
         return self.task.config
 
-    def map(self, fn: Callable[[Any, Any, Any], Any], shared: Any, items: Any, key: jax.Array, *,
-            unit: str | None = None, description: str | None = None) -> Any:
+    def map(
+        self,
+        fn: Callable[[Any, Any, Any], Any],
+        shared: Any,
+        items: Any,
+        key: jax.Array,
+        *,
+        unit: str | None = None,
+        description: str | None = None,
+    ) -> Any:
         """``fn(shared, items[chunk], keys[chunk])`` over every item, sharded and chunked like the
         main sweep, with ``keys[i] = fold_in(key, i)``; chunks are checkpointed when ``unit`` names
         them. Returns numpy outputs of the task's type."""

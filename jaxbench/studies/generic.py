@@ -62,8 +62,6 @@ def stability(n_items: int = 32, n_keys: int = 8) -> Study:
 
         # One key after another: an evaluation may already span a whole data pool.
         result = analyses.prediction_stability(predict, ctx.key, n_keys, use_vmap=False)
-        return StudyResult(result.study, result.rows, {**result.summary, "items": picked.tolist()},
-                           result.arrays)
+        return StudyResult(result.study, result.rows, {**result.summary, "items": picked.tolist()}, result.arrays)
 
     return Study(STABILITY, run)
-

@@ -30,8 +30,16 @@ def _figure(n_panels: int, width: float = 4.0, height: float = 3.2):
     return fig, axes.ravel()
 
 
-def metric_vs_x(result: StudyResult, name: str, caption: str, xlabel: str, *, logx: bool = False,
-                metrics: tuple[str, ...] | None = None, scatter: bool = False) -> Figure:
+def metric_vs_x(
+    result: StudyResult,
+    name: str,
+    caption: str,
+    xlabel: str,
+    *,
+    logx: bool = False,
+    metrics: tuple[str, ...] | None = None,
+    scatter: bool = False,
+) -> Figure:
     """One panel per metric: value vs x, one line per group, mean +- spread over seeds (or the
     rows' standard errors); ``scatter`` draws points without lines (units are not ordered)."""
     metrics = (metrics or result.metrics())[:MAX_PANELS]
@@ -46,8 +54,16 @@ def metric_vs_x(result: StudyResult, name: str, caption: str, xlabel: str, *, lo
             mean = np.array([np.mean([r.value for r in rs]) for rs in by_x])
             spread = np.array([np.std([r.value for r in rs], ddof=1) if len(rs) > 1 else rs[0].error for rs in by_x])
             spread = np.where(np.isfinite(spread), spread, 0.0)
-            ax.errorbar(xs, mean, yerr=spread, marker="o", ms=3, capsize=2, label=group or None,
-                        linestyle="none" if scatter else "-")
+            ax.errorbar(
+                xs,
+                mean,
+                yerr=spread,
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=group or None,
+                linestyle="none" if scatter else "-",
+            )
         ax.set_xlabel(xlabel)
         ax.set_title(metric, fontsize=9)
         if logx:
@@ -89,8 +105,9 @@ def correlation_scatter(result: StudyResult, name: str, caption: str, max_panels
             ax.plot(grid, fit.get("intercept", 0.0) + fit.get("slope", 0.0) * grid, color="tab:red")
         ax.set_xlabel(feature)
         ax.set_ylabel(metric)
-        ax.set_title(f"Pearson {fit.get('pearson', math.nan):.2f}, Spearman {fit.get('spearman', math.nan):.2f}",
-                     fontsize=9)
+        ax.set_title(
+            f"Pearson {fit.get('pearson', math.nan):.2f}, Spearman {fit.get('spearman', math.nan):.2f}", fontsize=9
+        )
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return Figure(name, caption, figure_png(fig))

@@ -62,8 +62,9 @@ class StudyResult:
         return tuple(dict.fromkeys(r.group for r in self.rows))
 
     def select(self, metric: str | None = None, group: str | None = None) -> tuple[Row, ...]:
-        return tuple(r for r in self.rows if (metric is None or r.metric == metric)
-                     and (group is None or r.group == group))
+        return tuple(
+            r for r in self.rows if (metric is None or r.metric == metric) and (group is None or r.group == group)
+        )
 
     def column(self, name: str, metric: str | None = None, group: str | None = None) -> np.ndarray:
         """One column of the selected rows as a numpy array."""
@@ -74,25 +75,58 @@ class StudyResult:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(COLUMNS)
         for r in self.rows:
-            writer.writerow([self.study, r.group, r.slice, repr(float(r.x)), int(r.seed), r.metric,
-                             repr(float(r.value)), repr(float(r.error)), int(r.support)])
+            writer.writerow(
+                [
+                    self.study,
+                    r.group,
+                    r.slice,
+                    repr(float(r.x)),
+                    int(r.seed),
+                    r.metric,
+                    repr(float(r.value)),
+                    repr(float(r.error)),
+                    int(r.support),
+                ]
+            )
         return buffer.getvalue()
 
 
-def make_rows(group: str, slice_: str, x: float, seed: int, values: Mapping[str, Any], support: int = 0,
-              errors: Mapping[str, Any] | None = None) -> list[Row]:
+def make_rows(
+    group: str,
+    slice_: str,
+    x: float,
+    seed: int,
+    values: Mapping[str, Any],
+    support: int = 0,
+    errors: Mapping[str, Any] | None = None,
+) -> list[Row]:
     """One row per metric of ``values`` (a dict of scalars) for one slice."""
     errors = errors or {}
-    return [Row(group, slice_, float(x), int(seed), name, float(np.asarray(v)),
-                float(np.asarray(errors.get(name, math.nan))), int(support)) for name, v in values.items()]
+    return [
+        Row(
+            group,
+            slice_,
+            float(x),
+            int(seed),
+            name,
+            float(np.asarray(v)),
+            float(np.asarray(errors.get(name, math.nan))),
+            int(support),
+        )
+        for name, v in values.items()
+    ]
 
 
 def save(result: StudyResult, directory: str | Path) -> Path:
     """Writes ``table.csv``, ``result.json`` and ``arrays.npz`` of a study atomically."""
     directory = Path(directory)
     records.atomic_write_text(directory / "table.csv", result.to_csv())
-    document = {"study": result.study, "columns": list(COLUMNS[1:]),
-                "rows": [list(r) for r in result.rows], "summary": result.summary}
+    document = {
+        "study": result.study,
+        "columns": list(COLUMNS[1:]),
+        "rows": [list(r) for r in result.rows],
+        "summary": result.summary,
+    }
     records.atomic_write_json(directory / "result.json", document)
     records.save_pytree(directory / "arrays.npz", {k: np.asarray(v) for k, v in result.arrays.items()})
     return directory
@@ -103,8 +137,10 @@ def load(directory: str | Path) -> StudyResult:
     directory = Path(directory)
     document = records.read_json(directory / "result.json")
     try:
-        rows = tuple(Row(str(g), str(s), float(x), int(seed), str(m), _float(v), _float(e), int(n))
-                     for g, s, x, seed, m, v, e, n in document["rows"])
+        rows = tuple(
+            Row(str(g), str(s), float(x), int(seed), str(m), _float(v), _float(e), int(n))
+            for g, s, x, seed, m, v, e, n in document["rows"]
+        )
         study = str(document["study"])
     except (KeyError, TypeError, ValueError) as error:
         raise DataFormatError(f"{directory / 'result.json'} is not a study result ({error}).") from None

@@ -86,8 +86,9 @@ def folded_layers(params: dict) -> tuple[tuple[jax.Array, jax.Array], ...]:
     return (first,) + tuple((d["kernel"], d["bias"]) for d in dense[1:])
 
 
-def folded_score(layers: tuple[tuple[jax.Array, jax.Array], ...], features: jax.Array | tuple[jax.Array, ...]
-                 ) -> jax.Array:
+def folded_score(
+    layers: tuple[tuple[jax.Array, jax.Array], ...], features: jax.Array | tuple[jax.Array, ...]
+) -> jax.Array:
     """Score (n,) in [0, 1] from ``folded_layers`` and raw features: an (n, 28) array or a tuple of
     column blocks of it, in order."""
     blocks = features if isinstance(features, tuple) else (features,)

@@ -22,8 +22,10 @@ class DataConfig:
     def __post_init__(self):
         for name in ("pool_events", "train_events"):
             value = getattr(self, name)
-            check(len(value) == len(PROCESSES) and min(value) >= 100,
-                  f"data.{name} needs {len(PROCESSES)} counts >= 100 (one per process {PROCESSES}), got {value}.")
+            check(
+                len(value) == len(PROCESSES) and min(value) >= 100,
+                f"data.{name} needs {len(PROCESSES)} counts >= 100 (one per process {PROCESSES}), got {value}.",
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +40,10 @@ class ClassifierConfig:
     def __post_init__(self):
         check(len(self.hidden) > 0 and min(self.hidden) >= 1, f"classifier.hidden needs widths >= 1: {self.hidden}.")
         check(self.epochs >= 1 and self.batch_size >= 1, "classifier.epochs and classifier.batch_size must be >= 1.")
-        check(math.isfinite(self.learning_rate) and self.learning_rate > 0,
-              f"classifier.learning_rate must be finite and > 0, got {self.learning_rate}.")
+        check(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            f"classifier.learning_rate must be finite and > 0, got {self.learning_rate}.",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,10 +59,14 @@ class AnalysisConfig:
     def __post_init__(self):
         unknown = [s for s in self.systematics if s not in NUISANCES]
         check(not unknown, f"analysis.systematics: unknown {unknown}; choose from {', '.join(NUISANCES)}.")
-        check(len(self.mu_values) > 0 and all(math.isfinite(m) and m >= 0 for m in self.mu_values),
-              f"analysis.mu_values must be finite and >= 0 (got {self.mu_values}).")
-        check(min(self.n_pe_per_mu, self.n_bins, self.n_bootstrap) >= 1,
-              "analysis.n_pe_per_mu, n_bins and n_bootstrap must be >= 1.")
+        check(
+            len(self.mu_values) > 0 and all(math.isfinite(m) and m >= 0 for m in self.mu_values),
+            f"analysis.mu_values must be finite and >= 0 (got {self.mu_values}).",
+        )
+        check(
+            min(self.n_pe_per_mu, self.n_bins, self.n_bootstrap) >= 1,
+            "analysis.n_pe_per_mu, n_bins and n_bootstrap must be >= 1.",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +96,8 @@ class FairUniverseConfig:
 
 
 DEFAULT = FairUniverseConfig()
+# Preset tables, kept as tables (one setting per line would triple them).
+# fmt: off
 QUICK = override(DEFAULT, dict(
     pool_events=(20_000, 200_000, 40_000, 10_000), train_events=(40_000, 40_000, 25_000, 15_000), hidden=(32, 32),
     epochs=8, n_pe_per_mu=30, n_bins=12, n_bootstrap=200, study_pe_per_mu=4, efficiency_fractions=(0.1, 0.3, 1.0),
@@ -98,13 +108,20 @@ TINY = override(QUICK, dict(  # tests and CI: seconds
     mu_values=(0.5, 2.0), n_pe_per_mu=12, n_bins=8, n_bootstrap=20, study_pe_per_mu=2, efficiency_fractions=(0.3, 1.0),
     efficiency_seeds=1, ood_sigmas=(-3.0, 0.0, 3.0), rotation_angles=2, stability_conditions=4, stability_keys=2,
     chunk_size=8))
+# fmt: on
 STUDIES = ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
 
 CRITERIA = (
     Criterion("profiled.quantiles_score", True, None, "coverage score -ln((mean width + 1e-3) * f(coverage))"),
-    Criterion("profiled.coverage", True, None, "fraction of PEs whose [p16, p84] contains mu_true; calibrated "
-              "within 0.6827 +- 2 sigma68 (outside, the score's penalty f grows)"),
-    Criterion("profiled.interval", False, None, "mean interval width |p84 - p16|"))
+    Criterion(
+        "profiled.coverage",
+        True,
+        None,
+        "fraction of PEs whose [p16, p84] contains mu_true; calibrated "
+        "within 0.6827 +- 2 sigma68 (outside, the score's penalty f grows)",
+    ),
+    Criterion("profiled.interval", False, None, "mean interval width |p84 - p16|"),
+)
 
 
 def datacard(config: FairUniverseConfig) -> dict[str, str]:

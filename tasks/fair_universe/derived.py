@@ -67,16 +67,8 @@ def derived_features(pri: jax.Array) -> jax.Array:
 
     lep_pt, lep_eta, lep_phi = col("PRI_lep_pt"), col("PRI_lep_eta"), col("PRI_lep_phi")
     had_pt, had_eta, had_phi = col("PRI_had_pt"), col("PRI_had_eta"), col("PRI_had_phi")
-    j1_pt, j1_eta, j1_phi = (
-        col("PRI_jet_leading_pt"),
-        col("PRI_jet_leading_eta"),
-        col("PRI_jet_leading_phi"),
-    )
-    j2_pt, j2_eta, j2_phi = (
-        col("PRI_jet_subleading_pt"),
-        col("PRI_jet_subleading_eta"),
-        col("PRI_jet_subleading_phi"),
-    )
+    j1_pt, j1_eta, j1_phi = (col("PRI_jet_leading_pt"), col("PRI_jet_leading_eta"), col("PRI_jet_leading_phi"))
+    j2_pt, j2_eta, j2_phi = (col("PRI_jet_subleading_pt"), col("PRI_jet_subleading_eta"), col("PRI_jet_subleading_phi"))
     met, met_phi = col("PRI_met"), col("PRI_met_phi")
     n_jets = col("PRI_n_jets")
     has_j1, has_j2 = n_jets >= 1, n_jets >= 2
@@ -98,9 +90,7 @@ def derived_features(pri: jax.Array) -> jax.Array:
     lep_eta_offset = lep_eta - (j1_eta + j2_eta) / 2
 
     features = {
-        "DER_mass_transverse_met_lep": safe_sqrt(
-            4 * lep_pt * met * jnp.sin((lep_phi - met_phi) / 2) ** 2
-        ),
+        "DER_mass_transverse_met_lep": safe_sqrt(4 * lep_pt * met * jnp.sin((lep_phi - met_phi) / 2) ** 2),
         "DER_mass_vis": _pair_mass(lep_pt, lep_eta, lep_phi, had_pt, had_eta, had_phi),
         "DER_pt_h": safe_sqrt(visible_x**2 + visible_y**2),
         "DER_deltaeta_jet_jet": two_jets(jnp.abs(j1_eta - j2_eta)),

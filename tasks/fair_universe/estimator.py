@@ -75,8 +75,9 @@ class PEShared:
     max_rate: float
 
 
-jax.tree_util.register_dataclass(PEShared, data_fields=["prepared", "templates", "classifier"],
-                                 meta_fields=["max_rate"])
+jax.tree_util.register_dataclass(
+    PEShared, data_fields=["prepared", "templates", "classifier"], meta_fields=["max_rate"]
+)
 
 
 def train_on_pool(key: jax.Array, train: schema.EventPool, config: ClassifierConfig) -> tuple[dict, TrainHistory]:
@@ -84,9 +85,16 @@ def train_on_pool(key: jax.Array, train: schema.EventPool, config: ClassifierCon
     train = jax.tree.map(jnp.asarray, train)  # a reloaded stage holds numpy arrays
     pri, weights, passed = apply_nominal(train.pri, train.weights, train.process)
     keep = np.asarray(passed)
-    return train_classifier(key, event_features(pri)[keep], train.labels[keep], weights[keep],
-                            hidden=config.hidden, epochs=config.epochs, batch_size=config.batch_size,
-                            learning_rate=config.learning_rate)
+    return train_classifier(
+        key,
+        event_features(pri)[keep],
+        train.labels[keep],
+        weights[keep],
+        hidden=config.hidden,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+    )
 
 
 def fit_templates(classifier: dict, pool: schema.EventPool, met_noise: jax.Array, n_bins: int) -> TemplateModel:
@@ -98,8 +106,9 @@ def fit_templates(classifier: dict, pool: schema.EventPool, met_noise: jax.Array
     return build_templates(make_binned_yields(score_fn, n_bins), classifier, pool, edges, met_noise)
 
 
-def prepare_shared(classifier: dict, templates: TemplateModel, pool: schema.EventPool, met_noise: jax.Array,
-                   max_rate: float) -> PEShared:
+def prepare_shared(
+    classifier: dict, templates: TemplateModel, pool: schema.EventPool, met_noise: jax.Array, max_rate: float
+) -> PEShared:
     """The pool's invariants computed once, its events sorted by had pT (each PE skips failing blocks)."""
     prepared = jax.jit(prepare_pool)(pool, met_noise, had_pt_order(pool))
     return PEShared(prepared, templates, classifier, float(max_rate))
@@ -126,8 +135,9 @@ def make_pe_fn() -> Callable[[PEShared, Any, jax.Array], PEOutputs]:
 
         def block_or_skip(args):  # a block where every event fails the cuts draws no event
             passes, invariants, block_counts = args
-            return jax.lax.cond(passes, block_histogram, lambda *_: jnp.zeros(edges.shape[0] - 1, jnp.float32),
-                                invariants, block_counts)
+            return jax.lax.cond(
+                passes, block_histogram, lambda *_: jnp.zeros(edges.shape[0] - 1, jnp.float32), invariants, block_counts
+            )
 
         per_block = jax.lax.map(block_or_skip, (block_passes(prepared, nu), prepared.invariants, counts))
         return weighted_column_sums(jnp.ones_like(per_block[:, 0]), per_block), jnp.sum(counts)
@@ -137,8 +147,14 @@ def make_pe_fn() -> Callable[[PEShared, Any, jax.Array], PEOutputs]:
         hist, n_events = histogram(shared, key, mu, nu)
         fits = []
         for profile in (True, False):
-            fit = make_profile_fit(lambda m, a: expected_counts(shared.templates, m, a), ALPHA_CENTER, ALPHA_SIGMA,
-                                   profile=profile, newton_steps=NEWTON_STEPS, crossing_steps=CROSSING_STEPS)(hist)
+            fit = make_profile_fit(
+                lambda m, a: expected_counts(shared.templates, m, a),
+                ALPHA_CENTER,
+                ALPHA_SIGMA,
+                profile=profile,
+                newton_steps=NEWTON_STEPS,
+                crossing_steps=CROSSING_STEPS,
+            )(hist)
             fits += [fit.mu_hat, fit.p16, fit.p84, fit.converged]
         return PEOutputs(hist, n_events, *fits)
 

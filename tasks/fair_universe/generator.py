@@ -254,12 +254,7 @@ def _boost_to_lab(p_rest: _P4, parent: _P4, parent_mass) -> _P4:
     v_dot = parent.px * p_rest.px + parent.py * p_rest.py + parent.pz * p_rest.pz
     energy = (parent.e * p_rest.e + v_dot) / parent_mass
     along = v_dot / (parent_mass * (parent.e + parent_mass)) + p_rest.e / parent_mass
-    return _P4(
-        energy,
-        p_rest.px + along * parent.px,
-        p_rest.py + along * parent.py,
-        p_rest.pz + along * parent.pz,
-    )
+    return _P4(energy, p_rest.px + along * parent.px, p_rest.py + along * parent.py, p_rest.pz + along * parent.pz)
 
 
 def _isotropic(rv: _Variates, energy, momentum) -> _P4:
@@ -298,20 +293,15 @@ def _tau_to_hadrons(rv: _Variates, tau: _P4, config: GeneratorConfig) -> tuple[_
     return _two_body_decay(rv, tau, config.tau_mass, visible_mass, 0.0)
 
 
-def _recoil_jets(
-    rv: _Variates, system: _P4, system_y, extra_probability, config: GeneratorConfig
-) -> _P4:
+def _recoil_jets(rv: _Variates, system: _P4, system_y, extra_probability, config: GeneratorConfig) -> _P4:
     """ISR: a jet balancing the system and two optional extra jets; massless, (3,) components."""
-    extra_pt = _pareto_pt(
-        rv, config.isr_extra_pt_min, config.isr_extra_pt_index, config.max_pt, (2,)
-    ) * (rv.uniform((2,)) < extra_probability)
+    extra_pt = _pareto_pt(rv, config.isr_extra_pt_min, config.isr_extra_pt_index, config.max_pt, (2,)) * (
+        rv.uniform((2,)) < extra_probability
+    )
     extra_eta = system_y + config.isr_eta_sigma * rv.normal((2,))
     extras = _from_pt_y_phi_m(extra_pt, extra_eta, rv.azimuth((2,)), 0.0)
     recoil = _from_transverse(
-        -system.px - extras.px.sum(),
-        -system.py - extras.py.sum(),
-        system_y + config.isr_eta_sigma * rv.normal(),
-        0.0,
+        -system.px - extras.px.sum(), -system.py - extras.py.sum(), system_y + config.isr_eta_sigma * rv.normal(), 0.0
     )
     return _stack([recoil, extras])
 
@@ -323,9 +313,7 @@ def _system(rv: _Variates, process: int, mass, config: GeneratorConfig) -> tuple
     return _from_pt_y_phi_m(pt, y, rv.azimuth(), mass), y
 
 
-def _tautau_event(
-    rv: _Variates, boson: _P4, boson_mass, jets: _P4, config: GeneratorConfig
-) -> _TruthEvent:
+def _tautau_event(rv: _Variates, boson: _P4, boson_mass, jets: _P4, config: GeneratorConfig) -> _TruthEvent:
     """Boson → τ_ℓ τ_h, isotropic in the boson rest frame."""
     tau_lep, tau_had = _two_body_decay(rv, boson, boson_mass, config.tau_mass, config.tau_mass)
     lepton, nu_lep = _tau_to_lepton(rv, tau_lep, config)
@@ -376,9 +364,7 @@ def _w_to_lepton(rv: _Variates, w: _P4, w_mass, config: GeneratorConfig) -> tupl
     return lepton, _add(nu_w, _where(via_tau, nu_tau, _zero()))
 
 
-def _w_to_had(
-    rv: _Variates, w: _P4, w_mass, fake_fraction, config: GeneratorConfig
-) -> tuple[_P4, _P4, _P4]:
+def _w_to_had(rv: _Variates, w: _P4, w_mass, fake_fraction, config: GeneratorConfig) -> tuple[_P4, _P4, _P4]:
     """W→τν with τ→hν, or W→qq' with q faking τ_h; (had, neutrinos, jet from q' or zero).
 
     The part of a faking quark's momentum outside the τ_h candidate is measured as soft activity,
@@ -395,10 +381,7 @@ def _w_to_had(
 
 def _ttbar_event(rv: _Variates, config: GeneratorConfig) -> _TruthEvent:
     """tt̄ → (W→ℓ side) b (W→had side) b̄ with ISR; b quarks and W quarks become jets."""
-    m_top = [
-        _breit_wigner_mass(rv, config.top_mass, config.top_width, config.top_mass_window)
-        for _ in range(2)
-    ]
+    m_top = [_breit_wigner_mass(rv, config.top_mass, config.top_width, config.top_mass_window) for _ in range(2)]
     m_w = _w_masses(rv, config)
     pair_mass = m_top[0] + m_top[1] + _gamma2(rv, config.pair_mass_excess_scale[0])
     pair, y = _system(rv, schema.TTBAR, pair_mass, config)
@@ -442,9 +425,7 @@ def _azimuth(x, y) -> jax.Array:
     return jnp.where(phi <= -np.pi, phi + 2.0 * np.pi, phi)
 
 
-def _detect(
-    rv: _Variates, truth: _TruthEvent, config: GeneratorConfig
-) -> tuple[jax.Array, jax.Array]:
+def _detect(rv: _Variates, truth: _TruthEvent, config: GeneratorConfig) -> tuple[jax.Array, jax.Array]:
     """Smear, select and summarise one event: (PRI features (16,), stored-data acceptance)."""
     lep_true, lep_eta, lep_phi = _pt_eta_phi(truth.lepton)
     had_true, had_eta, had_phi = _pt_eta_phi(truth.had)
@@ -453,8 +434,7 @@ def _detect(
     lep_pt = lep_true * jnp.maximum(1.0 + config.lepton_pt_resolution * rv.normal(), 0.0)
     had_pt = had_true * jnp.maximum(1.0 + config.had_pt_resolution * rv.normal(), 0.0)
     jet_resolution = jnp.hypot(
-        config.jet_pt_resolution_at_50 * jnp.sqrt(50.0 / jnp.maximum(jet_true, 1.0)),
-        config.jet_pt_resolution_constant,
+        config.jet_pt_resolution_at_50 * jnp.sqrt(50.0 / jnp.maximum(jet_true, 1.0)), config.jet_pt_resolution_constant
     )
     jet_smearing = jnp.maximum(1.0 + jet_resolution * rv.normal(jet_true.shape), 0.0)
     measured = jnp.abs(jet_eta) < config.jet_eta_max  # beyond the calorimeter a jet is lost
@@ -542,9 +522,7 @@ def generate_process(
 
 
 def generate_pool(
-    key: jax.Array,
-    n_per_process: tuple[int, int, int, int],
-    config: GeneratorConfig = GeneratorConfig(),
+    key: jax.Array, n_per_process: tuple[int, int, int, int], config: GeneratorConfig = GeneratorConfig()
 ) -> schema.EventPool:
     """A pool of all processes in ``schema.PROCESSES`` order, process p from ``fold_in(key, p)``.
 
@@ -552,9 +530,7 @@ def generate_pool(
     analysis cuts.
     """
     if len(n_per_process) != len(schema.PROCESSES):
-        raise ValueError(
-            f"n_per_process needs one count per process {schema.PROCESSES}, got {n_per_process!r}"
-        )
+        raise ValueError(f"n_per_process needs one count per process {schema.PROCESSES}, got {n_per_process!r}")
     pri, weights, process = [], [], []
     for p, (name, n) in enumerate(zip(schema.PROCESSES, n_per_process)):
         pri.append(generate_process(jax.random.fold_in(key, p), p, n, config))

@@ -30,14 +30,8 @@ from jaxbench.records import sha256_file
 
 from . import schema
 
-COLUMNS: tuple[str, ...] = schema.PRI_COLUMNS + schema.DER_COLUMNS + (
-    "weights",
-    "labels",
-    "detailed_labels",
-)
-RELEASE = (
-    "FAIR Universe files from the public release (zenodo.org/records/15131565) have 31 columns"
-)
+COLUMNS: tuple[str, ...] = schema.PRI_COLUMNS + schema.DER_COLUMNS + ("weights", "labels", "detailed_labels")
+RELEASE = "FAIR Universe files from the public release (zenodo.org/records/15131565) have 31 columns"
 # Canonical metadata key -> accepted spellings (the official loader's, the croissant card's, ours).
 METADATA_KEYS: dict[str, tuple[str, ...]] = {
     "sum_weights": ("sum_weights", "sumWeights", "sum_of_weights"),
@@ -67,9 +61,7 @@ def metadata_path_for(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}_metadata.json")
 
 
-def load_parquet(
-    path: str | Path, metadata_path: str | Path | None = None, *, rtol: float = 1e-6
-) -> LoadedData:
+def load_parquet(path: str | Path, metadata_path: str | Path | None = None, *, rtol: float = 1e-6) -> LoadedData:
     """Load and validate a FAIR Universe parquet file and its metadata json.
 
     ``metadata_path`` defaults to ``metadata_path_for(path)``. The metadata's ``sum_weights`` must
@@ -107,18 +99,13 @@ def load_parquet(
     _check_labels(path, table, process)
 
     metadata = _load_metadata(
-        path,
-        metadata_path_for(path) if metadata_path is None else Path(metadata_path),
-        weights,
-        rtol,
+        path, metadata_path_for(path) if metadata_path is None else Path(metadata_path), weights, rtol
     )
     pool = schema.EventPool(pri=pri, weights=weights, process=process)
     return LoadedData(pool=pool, der=der, metadata=metadata, sha256=sha256_file(path))
 
 
-def write_parquet(
-    path: str | Path, pool: schema.EventPool, der: np.ndarray, metadata: dict | None = None
-) -> None:
+def write_parquet(path: str | Path, pool: schema.EventPool, der: np.ndarray, metadata: dict | None = None) -> None:
     """Write events in the release's 31-column layout and ``<stem>_metadata.json`` beside them.
 
     ``metadata`` adds keys to the json (``luminosity`` defaults to 10 fb^-1); ``total_rows`` and
@@ -139,9 +126,7 @@ def write_parquet(
                 f"write_parquet: {name} has shape {array.shape}, expected {shape} "
                 "(columns in schema.PRI_COLUMNS / schema.DER_COLUMNS order)."
             )
-    if not np.issubdtype(process.dtype, np.integer) or not np.isin(
-        process, np.arange(len(schema.PROCESSES))
-    ).all():
+    if not np.issubdtype(process.dtype, np.integer) or not np.isin(process, np.arange(len(schema.PROCESSES))).all():
         raise DataFormatError(
             f"write_parquet: pool.process must hold integer ids into {schema.PROCESSES} "
             f"(0..{len(schema.PROCESSES) - 1}); got dtype {process.dtype}, "
@@ -272,10 +257,7 @@ def _load_metadata(path: Path, metadata_path: Path, weights: np.ndarray, rtol: f
         raise DataFormatError(f"{metadata_path.name} must hold a json object, not {type(raw)}.")
     # The croissant card nests the same facts under croissant.dataProperties.
     flat = {**raw.get("croissant", {}).get("dataProperties", {}), **raw}
-    found = {
-        key: next((flat[a] for a in aliases if a in flat), None)
-        for key, aliases in METADATA_KEYS.items()
-    }
+    found = {key: next((flat[a] for a in aliases if a in flat), None) for key, aliases in METADATA_KEYS.items()}
     if found["sum_weights"] is None:
         raise DataFormatError(
             f"{metadata_path.name} has no key 'sum_weights' (found: {', '.join(raw)}; also "
@@ -296,9 +278,4 @@ def _load_metadata(path: Path, metadata_path: Path, weights: np.ndarray, rtol: f
             f"{weights.size} rows; use the matching metadata or {how_to_fix}."
         )
     luminosity = schema.LUMINOSITY_FB if found["luminosity"] is None else found["luminosity"]
-    return {
-        **raw,
-        "sum_weights": meta_sum,
-        "luminosity": float(luminosity),
-        "total_rows": int(weights.size),
-    }
+    return {**raw, "sum_weights": meta_sum, "luminosity": float(luminosity), "total_rows": int(weights.size)}

@@ -25,8 +25,9 @@ def per_mu(metrics: dict, key: str, ylabel: str, band: bool = False) -> Figure:
         ax.plot(mu_values, metrics[name]["per_mu"][key], "o-", label=label)
     if band:
         sigma = np.sqrt(0.6827 * 0.3173 / np.maximum(np.asarray(metrics["profiled"]["per_mu"]["n"], float), 1))
-        ax.fill_between(mu_values, 0.6827 - 2 * sigma, 0.6827 + 2 * sigma, color="grey", alpha=0.25,
-                        label="0.6827 ± 2σ68")
+        ax.fill_between(
+            mu_values, 0.6827 - 2 * sigma, 0.6827 + 2 * sigma, color="grey", alpha=0.25, label="0.6827 ± 2σ68"
+        )
         ax.axhline(0.6827, color="grey", lw=1)
         ax.set_ylim(0, 1.02)
     ax.set(xlabel="μ_true", ylabel=ylabel)
@@ -41,8 +42,15 @@ def pulls(outputs: Any, mu_true: np.ndarray) -> Figure:
         mu_hat, p16, p84 = (np.asarray(getattr(outputs, f"{name}_{k}")) for k in ("mu_hat", "p16", "p84"))
         pull = (mu_hat - mu_true) / (0.5 * (p84 - p16))
         clipped = int(np.sum(np.abs(pull) > 5))
-        ax.hist(np.clip(pull, -5, 5), bins=40, range=(-5, 5), density=True, histtype="step", lw=1.5,
-                label=f"{label} ({clipped} clipped at ±5)")
+        ax.hist(
+            np.clip(pull, -5, 5),
+            bins=40,
+            range=(-5, 5),
+            density=True,
+            histtype="step",
+            lw=1.5,
+            label=f"{label} ({clipped} clipped at ±5)",
+        )
     grid = np.linspace(-5, 5, 201)
     ax.plot(grid, np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
     ax.set(xlabel="pull (μ̂ − μ_true) / half-width", ylabel="density")
@@ -63,8 +71,9 @@ def templates_and_history(templates: Any, hist: np.ndarray, mu_example: float, h
     ax.errorbar(centers, hist, yerr=np.sqrt(hist), fmt="k.", label=f"one PE (μ_true={mu_example:.2f})")
     ax.set_yscale("log")
     ax.set_xticks(centers[::2], [f"{e:.2f}" for e in edges[:-1:2]], fontsize=7)
-    ax.set(xlabel="classifier-score bin (lower edge; equal expected signal per bin)",
-           ylabel="expected events / PE (μ=1)")
+    ax.set(
+        xlabel="classifier-score bin (lower edge; equal expected signal per bin)", ylabel="expected events / PE (μ=1)"
+    )
     ax.legend(fontsize=7, loc="lower left")
     epochs = np.arange(1, len(np.asarray(history.train_loss)) + 1)
     ax_loss.plot(epochs, np.asarray(history.train_loss), label="train")
@@ -89,8 +98,17 @@ def feature_distributions(pri: np.ndarray, der: np.ndarray, weights: np.ndarray,
         for p, name in enumerate(schema.PROCESSES):
             m = process == p
             if np.any(m):
-                axis.hist(values[m], bins=6 if label == "PRI_n_jets" else 40, range=value_range, weights=weights[m],
-                          density=True, histtype="step", lw=1.3, color=COLORS[name], label=name)
+                axis.hist(
+                    values[m],
+                    bins=6 if label == "PRI_n_jets" else 40,
+                    range=value_range,
+                    weights=weights[m],
+                    density=True,
+                    histtype="step",
+                    lw=1.3,
+                    color=COLORS[name],
+                    label=name,
+                )
         axis.set(xlabel=label, ylabel="normalised")
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()

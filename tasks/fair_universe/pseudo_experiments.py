@@ -27,13 +27,7 @@ import numpy as np
 from jaxbench.kernels.pseudo_experiments import INVERSE_CDF_MAX_RATE, poisson_counts, poisson_counts_from_uniforms
 
 from . import schema
-from .systematics import (
-    PoolInvariants,
-    apply_systematics,
-    cuts_passed,
-    pool_invariants,
-    scale_weights,
-)
+from .systematics import PoolInvariants, apply_systematics, cuts_passed, pool_invariants, scale_weights
 
 # A prepared pool is cut into blocks of about BLOCK_EVENTS events (measured on 2 CPU cores with
 # 270k events: 8k-23k per block within 5%, 34k 5-13% slower, the whole pool at once ~20% slower),
@@ -60,8 +54,14 @@ def pool_met_noise(key: jax.Array, pool: schema.EventPool) -> jax.Array:
     return jax.random.normal(key, (pool.pri.shape[0], 2), jnp.float32)
 
 
-def draw_pseudo_experiment(key: jax.Array, pool: schema.EventPool, met_noise: jax.Array, mu_true: jax.Array,
-                           nu_true: jax.Array, max_rate: float) -> PseudoExperiment:
+def draw_pseudo_experiment(
+    key: jax.Array,
+    pool: schema.EventPool,
+    met_noise: jax.Array,
+    mu_true: jax.Array,
+    nu_true: jax.Array,
+    max_rate: float,
+) -> PseudoExperiment:
     """One PE: systematics on the pool, then a Poisson count per event (zero for failing events).
 
     ``met_noise`` (n, 2) from ``pool_met_noise``; ``max_rate`` a static bound of the per-event
@@ -97,8 +97,9 @@ class PreparedPool(NamedTuple):
     source_index: jax.Array
 
 
-def prepare_pool(pool: schema.EventPool, met_noise: jax.Array, order: jax.Array | None = None,
-                 n_blocks: int | None = None) -> PreparedPool:
+def prepare_pool(
+    pool: schema.EventPool, met_noise: jax.Array, order: jax.Array | None = None, n_blocks: int | None = None
+) -> PreparedPool:
     """Everything about ``pool`` (and its soft-MET directions) that no PE changes, computed once.
 
     ``order`` is the permutation the events take, ``had_pt_order(pool)`` for blocks a PE can skip
@@ -118,8 +119,9 @@ def prepare_pool(pool: schema.EventPool, met_noise: jax.Array, order: jax.Array 
 
     invariants = pool_invariants(ordered_blocks(pool.pri), ordered_blocks(met_noise))
     source_index = jnp.concatenate([order, jnp.arange(n, n + pad, dtype=jnp.int32)]).reshape(n_blocks, block_size)
-    return PreparedPool(invariants, ordered_blocks(pool.weights, mode="constant"), ordered_blocks(pool.process),
-                        source_index)
+    return PreparedPool(
+        invariants, ordered_blocks(pool.weights, mode="constant"), ordered_blocks(pool.process), source_index
+    )
 
 
 def had_pt_order(pool: schema.EventPool) -> np.ndarray:
@@ -128,8 +130,9 @@ def had_pt_order(pool: schema.EventPool) -> np.ndarray:
     return np.argsort(-np.asarray(pool.pri[:, schema.PRI["PRI_had_pt"]]), kind="stable").astype(np.int32)
 
 
-def draw_counts(key: jax.Array, prepared: PreparedPool, mu_true: jax.Array, nu_true: jax.Array,
-                max_rate: float) -> jax.Array:
+def draw_counts(
+    key: jax.Array, prepared: PreparedPool, mu_true: jax.Array, nu_true: jax.Array, max_rate: float
+) -> jax.Array:
     """The Poisson counts (n_blocks, block_size) of one PE on a prepared pool.
 
     Below INVERSE_CDF_MAX_RATE identical to ``draw_pseudo_experiment(key, ...).counts`` of the

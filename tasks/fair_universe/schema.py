@@ -58,12 +58,7 @@ SIGNAL, ZTAUTAU, TTBAR, DIBOSON = 0, 1, 2, 3
 
 # Expected events of one pseudo-experiment at 10 fb^-1 after the analysis cuts (mu = 1).
 LUMINOSITY_FB = 10.0
-EXPECTED_YIELDS: dict[str, float] = {
-    "htautau": 1015.0,
-    "ztautau": 1002395.0,
-    "ttbar": 44192.0,
-    "diboson": 3783.0,
-}
+EXPECTED_YIELDS: dict[str, float] = {"htautau": 1015.0, "ztautau": 1002395.0, "ttbar": 44192.0, "diboson": 3783.0}
 
 # Nuisance parameters, in the order of the nuisance vector nu (shape (6,)).
 NUISANCES: tuple[str, ...] = ("tes", "jes", "soft_met", "ttbar_scale", "diboson_scale", "bkg_scale")

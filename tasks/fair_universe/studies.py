@@ -40,14 +40,16 @@ def _sample_efficiency(ctx: StudyContext) -> StudyResult:
     def train_eval(key, idx):
         classifier, history = train_on_pool(key, jax.tree.map(lambda a: a[passed_idx[idx]], train), config.classifier)
         templates = fit_templates(classifier, ctx.data.pool, ctx.data.met_noise, config.analysis.n_bins)
-        out = ctx.evaluate(items, eval_key, shared=dataclasses.replace(ctx.shared, classifier=classifier,
-                                                                        templates=templates))
+        out = ctx.evaluate(
+            items, eval_key, shared=dataclasses.replace(ctx.shared, classifier=classifier, templates=templates)
+        )
         loss = float(np.asarray(history.valid_loss)[-1])
         return {**interval_metrics(out, items.mu_true), "classifier_val_loss": loss}
 
     sizes = sorted({max(200, int(round(f * passed_idx.size))) for f in config.studies.efficiency_fractions})
-    result = analyses.sample_efficiency(train_eval, passed_idx.size, sizes, range(config.studies.efficiency_seeds),
-                                        train_key, stage=_stage(ctx))
+    result = analyses.sample_efficiency(
+        train_eval, passed_idx.size, sizes, range(config.studies.efficiency_seeds), train_key, stage=_stage(ctx)
+    )
     return StudyResult(result.study, result.rows, {**result.summary, "n_pseudo_experiments": int(items.mu_true.size)})
 
 
@@ -59,8 +61,9 @@ def _feature_ood(ctx: StudyContext) -> StudyResult:
     base = _conditions(ctx, items_key)
     n_base = base.mu_true.shape[0]
     largest = max([nuisance_at(n, s) for n in ("ttbar_scale", "diboson_scale", "bkg_scale") for s in sigmas] + [1.0])
-    rate = max_event_rate(ctx.data.pool, max(max(config.analysis.mu_values),
-                                             largest * max(1.0, nuisance_at("bkg_scale", max(sigmas)))))
+    rate = max_event_rate(
+        ctx.data.pool, max(max(config.analysis.mu_values), largest * max(1.0, nuisance_at("bkg_scale", max(sigmas))))
+    )
     nus = []
     for name in names:
         for s in sigmas:
@@ -70,16 +73,28 @@ def _feature_ood(ctx: StudyContext) -> StudyResult:
     outputs = ctx.evaluate(items, eval_key, shared=dataclasses.replace(ctx.shared, max_rate=rate), unit=ctx.name)
     parts = []
     for j, name in enumerate(names):
+
         def evaluate(b, j=j):
             part = slice((j * len(sigmas) + b) * n_base, (j * len(sigmas) + b + 1) * n_base)
             return interval_metrics(jax.tree.map(lambda x: x[part], outputs), items.mu_true[part])
 
         labels = [f"{name}={nuisance_at(name, s):.4g} ({s:+g} sigma)" for s in sigmas]
-        parts.append(analyses.feature_ood(evaluate, labels, sigmas, name, support=[n_base] * len(sigmas),
-                                          target={"coverage": (config.studies.trust_coverage_min, True)}))
-    summary = {"distance_unit": "prior standard deviations from the prior centre (ln GeV for soft_met)",
-               "pseudo_experiments_per_point": n_base, "trust_coverage_min": config.studies.trust_coverage_min,
-               **{k: v for p in parts for k, v in p.summary.items()}}
+        parts.append(
+            analyses.feature_ood(
+                evaluate,
+                labels,
+                sigmas,
+                name,
+                support=[n_base] * len(sigmas),
+                target={"coverage": (config.studies.trust_coverage_min, True)},
+            )
+        )
+    summary = {
+        "distance_unit": "prior standard deviations from the prior centre (ln GeV for soft_met)",
+        "pseudo_experiments_per_point": n_base,
+        "trust_coverage_min": config.studies.trust_coverage_min,
+        **{k: v for p in parts for k, v in p.summary.items()},
+    }
     return StudyResult("feature_ood", tuple(r for p in parts for r in p.rows), summary)
 
 
@@ -93,16 +108,23 @@ def _rotation_scan(ctx: StudyContext) -> StudyResult:
         # simulated physics: only what the classifier does with azimuths changes. Same PE keys at
         # every angle.
         c, s = np.cos(angle), np.sin(angle)
-        rotated = data._replace(pool=data.pool._replace(pri=rotate_azimuth(data.pool.pri, angle)),
-                                met_noise=data.met_noise @ jnp.asarray([[c, s], [-s, c]], jnp.float32))
+        rotated = data._replace(
+            pool=data.pool._replace(pri=rotate_azimuth(data.pool.pri, angle)),
+            met_noise=data.met_noise @ jnp.asarray([[c, s], [-s, c]], jnp.float32),
+        )
         out = ctx.evaluate(items, eval_key, shared=ctx.task.prepare(ctx.params, rotated, ctx.config))
-        return {**interval_metrics(out, items.mu_true),
-                "mean_mu_hat_minus_mu": float(np.mean(out.profiled_mu_hat - items.mu_true))}
+        return {
+            **interval_metrics(out, items.mu_true),
+            "mean_mu_hat_minus_mu": float(np.mean(out.profiled_mu_hat - items.mu_true)),
+        }
 
     angles = np.linspace(0.0, 2 * np.pi, ctx.config.studies.rotation_angles, endpoint=False)
     result = analyses.rotation_scan(evaluate, list(angles), stage=_stage(ctx))
-    return StudyResult(result.study, result.rows, {**result.summary, "axis": "beam (z): azimuths shifted",
-                                                   "n_pseudo_experiments": int(items.mu_true.size)})
+    return StudyResult(
+        result.study,
+        result.rows,
+        {**result.summary, "axis": "beam (z): azimuths shifted", "n_pseudo_experiments": int(items.mu_true.size)},
+    )
 
 
 SAMPLE_EFFICIENCY = Study(catalogue.SAMPLE_EFFICIENCY, _sample_efficiency)

@@ -63,32 +63,51 @@ def make_train_set_fn(train: schema.EventPool) -> Callable[[], dict[str, Any]]:
     return get_train_set
 
 
-def systematics(data_set: dict[str, Any], tes: float = 1.0, jes: float = 1.0, soft_met: float = 0.0,
-                ttbar_scale: float | None = None, diboson_scale: float | None = None,
-                bkg_scale: float | None = None, dopostprocess: bool = True, seed: int = 0) -> dict[str, Any]:
+def systematics(
+    data_set: dict[str, Any],
+    tes: float = 1.0,
+    jes: float = 1.0,
+    soft_met: float = 0.0,
+    ttbar_scale: float | None = None,
+    diboson_scale: float | None = None,
+    bkg_scale: float | None = None,
+    dopostprocess: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
     """The challenge's ``systematics`` on a data set dict with a DataFrame of PRI (+ DER) columns.
 
     Needs ``data_set["detailed_labels"]`` to know each event's process; returns the same layout.
     """
     data = data_set["data"]
     if "detailed_labels" not in data_set:
-        raise SubmissionError("systematics(): data_set has no 'detailed_labels'; the scale nuisances need each "
-                              "event's process.")
+        raise SubmissionError(
+            "systematics(): data_set has no 'detailed_labels'; the scale nuisances need each event's process."
+        )
     names = list(schema.PROCESSES)
     process = np.array([names.index(str(label)) for label in data_set["detailed_labels"]], np.int32)
     columns = {name: np.asarray(data[name]) for name in schema.PRI_COLUMNS if name in data}
     out = systematics_numpy(
-        columns, np.asarray(data_set["weights"]), process, tes=tes, jes=jes, soft_met=soft_met,
+        columns,
+        np.asarray(data_set["weights"]),
+        process,
+        tes=tes,
+        jes=jes,
+        soft_met=soft_met,
         ttbar_scale=1.0 if ttbar_scale is None else ttbar_scale,
         diboson_scale=1.0 if diboson_scale is None else diboson_scale,
-        bkg_scale=1.0 if bkg_scale is None else bkg_scale, seed=seed, dopostprocess=dopostprocess)
+        bkg_scale=1.0 if bkg_scale is None else bkg_scale,
+        seed=seed,
+        dopostprocess=dopostprocess,
+    )
     return _data_set(out)
 
 
 def _check_prediction(prediction: Any, index: int) -> dict[str, float]:
     if not isinstance(prediction, dict):
-        raise SubmissionError(f"predict() of PE {index} returned {type(prediction).__name__}; it must return a dict "
-                              f"with keys {', '.join(REQUIRED_OUTPUTS)}.")
+        raise SubmissionError(
+            f"predict() of PE {index} returned {type(prediction).__name__}; it must return a dict "
+            f"with keys {', '.join(REQUIRED_OUTPUTS)}."
+        )
     missing = [k for k in REQUIRED_OUTPUTS if k not in prediction]
     if missing:
         got = ", ".join(map(str, prediction))
@@ -102,9 +121,15 @@ def _check_prediction(prediction: Any, index: int) -> dict[str, float]:
     return values
 
 
-def evaluate_submission(model_class: type, train: schema.EventPool, pool: schema.EventPool, met_noise: jax.Array,
-                        conditions: dict[str, np.ndarray], root_key: jax.Array,
-                        progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+def evaluate_submission(
+    model_class: type,
+    train: schema.EventPool,
+    pool: schema.EventPool,
+    met_noise: jax.Array,
+    conditions: dict[str, np.ndarray],
+    root_key: jax.Array,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
     """Fits the submission once, then predicts every PE of ``conditions`` (index, mu_true, nu_true).
 
     ``met_noise`` and ``root_key`` are those of the run (``pool_met_noise``, the PE root key), so the

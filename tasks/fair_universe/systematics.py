@@ -153,9 +153,7 @@ def shift_momenta(pri: jax.Array, nuisances: jax.Array, met_noise: jax.Array) ->
             "PRI_jet_subleading_pt": jnp.where(has_j2, jes * j2_pt, j2_pt),
             "PRI_jet_all_pt": jes * col("PRI_jet_all_pt"),
             "PRI_met": safe_sqrt(met_x**2 + met_y**2),
-            "PRI_met_phi": jnp.arctan2(
-                jnp.where(nonzero, met_y, 0.0), jnp.where(nonzero, met_x, 1.0)
-            ),
+            "PRI_met_phi": jnp.arctan2(jnp.where(nonzero, met_y, 0.0), jnp.where(nonzero, met_x, 1.0)),
         },
     )
 
@@ -183,9 +181,7 @@ def apply_cuts(pri: jax.Array) -> tuple[jax.Array, jax.Array]:
 
     new = {
         "PRI_n_jets": jnp.where(j1_fails, 0.0, jnp.where(j2_fails, 1.0, n_jets)),
-        "PRI_jet_all_pt": jnp.where(
-            j1_fails, 0.0, jnp.where(j2_fails, j1_pt, col("PRI_jet_all_pt"))
-        ),
+        "PRI_jet_all_pt": jnp.where(j1_fails, 0.0, jnp.where(j2_fails, j1_pt, col("PRI_jet_all_pt"))),
     }
     for quantity in ("pt", "eta", "phi"):
         j1, j2 = f"PRI_jet_leading_{quantity}", f"PRI_jet_subleading_{quantity}"
@@ -213,11 +209,7 @@ def scale_weights(weights: jax.Array, process: jax.Array, nuisances: jax.Array) 
 
 
 def apply_systematics(
-    pri: jax.Array,
-    weights: jax.Array,
-    process: jax.Array,
-    nuisances: jax.Array,
-    met_noise: jax.Array,
+    pri: jax.Array, weights: jax.Array, process: jax.Array, nuisances: jax.Array, met_noise: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Shift momenta, apply the cuts and scale the weights: returns (pri_out, weights_out, passed).
 
@@ -239,7 +231,6 @@ def apply_nominal(pri: jax.Array, weights: jax.Array, process: jax.Array) -> tup
     ``apply_systematics``."""
     zero_noise = jnp.zeros(pri.shape[:-1] + (2,), pri.dtype)
     return apply_systematics(pri, weights, process, jnp.asarray(NOMINAL_NUISANCES), zero_noise)
-
 
 
 # -- The same analysis from per-pool invariants (the pseudo-experiment hot path) ------------------
@@ -430,8 +421,7 @@ def shifted_feature_columns(invariants: PoolInvariants, nuisances: jax.Array) ->
 
     def centrality_terms(lep_cos, lep_sin, side):
         # sin(met_phi - lep_phi) and sin(had_phi - met_phi), times side
-        return ((met_uy * lep_cos - met_ux * lep_sin) * side,
-                (inv.had_sin * met_ux - inv.had_cos * met_uy) * side)
+        return ((met_uy * lep_cos - met_ux * lep_sin) * side, (inv.had_sin * met_ux - inv.had_cos * met_uy) * side)
 
     a, b = centrality_terms(inv.lep_cos, inv.lep_sin, inv.side)
     a_shifted, b_shifted = centrality_terms(inv.shifted_lep_cos, inv.shifted_lep_sin, inv.shifted_side)
@@ -507,25 +497,16 @@ def systematics_numpy(
     weights = np.asarray(weights, np.float32)
     process = np.asarray(process, np.int32)
     values = dict(
-        tes=tes,
-        jes=jes,
-        soft_met=soft_met,
-        ttbar_scale=ttbar_scale,
-        diboson_scale=diboson_scale,
-        bkg_scale=bkg_scale,
+        tes=tes, jes=jes, soft_met=soft_met, ttbar_scale=ttbar_scale, diboson_scale=diboson_scale, bkg_scale=bkg_scale
     )
     nuisances = np.array([values[name] for name in NUISANCES], np.float32)
     met_noise = jax.random.normal(jax.random.key(seed), (pri.shape[0], 2))
 
     if dopostprocess:
-        pri_out, der, weights_out, passed = _systematics_with_features(
-            pri, weights, process, nuisances, met_noise
-        )
+        pri_out, der, weights_out, passed = _systematics_with_features(pri, weights, process, nuisances, met_noise)
         keep = np.asarray(passed)
     else:
-        pri_out, der, weights_out = _shift_with_features(
-            pri, weights, process, nuisances, met_noise
-        )
+        pri_out, der, weights_out = _shift_with_features(pri, weights, process, nuisances, met_noise)
         keep = np.ones(pri.shape[0], bool)
 
     pri_out, der = np.asarray(pri_out)[keep], np.asarray(der)[keep]

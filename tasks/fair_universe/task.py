@@ -37,8 +37,11 @@ def _with_noise(key: jax.Array, train: schema.EventPool, pool: schema.EventPool)
 def generate(key: jax.Array, config: FairUniverseConfig) -> Data:
     """Both pools from the embedded generator, normalised to the challenge's yields."""
     train_key, pool_key, _ = jax.random.split(key, 3)
-    return _with_noise(key, normalise_to_yields(generate_pool(train_key, config.data.train_events)),
-                       normalise_to_yields(generate_pool(pool_key, config.data.pool_events)))
+    return _with_noise(
+        key,
+        normalise_to_yields(generate_pool(train_key, config.data.train_events)),
+        normalise_to_yields(generate_pool(pool_key, config.data.pool_events)),
+    )
 
 
 def load(path: Path, key: jax.Array, config: FairUniverseConfig) -> Data:
@@ -54,8 +57,9 @@ def load(path: Path, key: jax.Array, config: FairUniverseConfig) -> Data:
         order, scale = np.arange(pool.num_events), 1.0
 
     def take(rows):
-        return schema.EventPool(jnp.asarray(pool.pri[rows]), jnp.asarray(pool.weights[rows] * scale),
-                                jnp.asarray(pool.process[rows]))
+        return schema.EventPool(
+            jnp.asarray(pool.pri[rows]), jnp.asarray(pool.weights[rows] * scale), jnp.asarray(pool.process[rows])
+        )
 
     return _with_noise(key, take(order[:split]), take(order[split:]))
 
@@ -93,24 +97,40 @@ def prepare(params: Params, data: Data, config: FairUniverseConfig) -> PEShared:
 
 def features(items: Conditions, data: Data, systematics: tuple[str, ...] = schema.NUISANCES) -> dict:
     """mu_true and every nuisance that varies per PE."""
-    return {"mu_true": np.asarray(items.mu_true),
-            **{n: np.asarray(items.nu_true)[:, i] for i, n in enumerate(schema.NUISANCES) if n in systematics}}
+    return {
+        "mu_true": np.asarray(items.mu_true),
+        **{n: np.asarray(items.nu_true)[:, i] for i, n in enumerate(schema.NUISANCES) if n in systematics},
+    }
 
 
 def make_task(task_id: str, config: FairUniverseConfig) -> Task:
     """The registry's factory."""
     s = config.studies
     return Task(
-        id=task_id, config=config, datacard=datacard(config), criteria=CRITERIA,
-        generate=generate, load=load, save=save, fit=fit,
-        conditions=lambda key, data, cfg: pe_conditions(key, cfg), prepare=prepare,
-        evaluate=make_pe_fn(), per_sample_metrics=per_sample_metrics,
+        id=task_id,
+        config=config,
+        datacard=datacard(config),
+        criteria=CRITERIA,
+        generate=generate,
+        load=load,
+        save=save,
+        fit=fit,
+        conditions=lambda key, data, cfg: pe_conditions(key, cfg),
+        prepare=prepare,
+        evaluate=make_pe_fn(),
+        per_sample_metrics=per_sample_metrics,
         score=lambda per_sample, outputs, items, key: score(per_sample, outputs, items, key, config),
-        features=lambda items, data: features(items, data, config.analysis.systematics), summary=summary,
-        report=report.sections, files=lambda metrics: {"scores.json": metrics["profiled"]["codabench"]},
-        studies={"sample_efficiency": studies.SAMPLE_EFFICIENCY, "rotation_scan": studies.ROTATION_SCAN,
-                 "feature_ood": studies.FEATURE_OOD, "breakdown": generic.breakdown(s.breakdown_bins),
-                 "correlation": generic.correlation(), "stability": generic.stability(s.stability_conditions,
-                                                                                     s.stability_keys)},
-        chunk_size=config.chunk_size)
-
+        features=lambda items, data: features(items, data, config.analysis.systematics),
+        summary=summary,
+        report=report.sections,
+        files=lambda metrics: {"scores.json": metrics["profiled"]["codabench"]},
+        studies={
+            "sample_efficiency": studies.SAMPLE_EFFICIENCY,
+            "rotation_scan": studies.ROTATION_SCAN,
+            "feature_ood": studies.FEATURE_OOD,
+            "breakdown": generic.breakdown(s.breakdown_bins),
+            "correlation": generic.correlation(),
+            "stability": generic.stability(s.stability_conditions, s.stability_keys),
+        },
+        chunk_size=config.chunk_size,
+    )

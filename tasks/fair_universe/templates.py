@@ -149,8 +149,9 @@ def powers(x: jax.Array) -> jax.Array:
     return jnp.stack([x**d for d in range(1, RESPONSE_DEGREE + 1)], axis=-1)
 
 
-def build_templates(yields_fn: Callable[..., jax.Array], params: dict, pool: schema.EventPool, edges: jax.Array,
-                    met_noise: jax.Array) -> TemplateModel:
+def build_templates(
+    yields_fn: Callable[..., jax.Array], params: dict, pool: schema.EventPool, edges: jax.Array, met_noise: jax.Array
+) -> TemplateModel:
     """Measures the nominal yields and the three shape responses on their grids."""
     nominal_nu = jnp.asarray(schema.NOMINAL_NUISANCES)
     batched = jax.jit(jax.vmap(yields_fn, in_axes=(None, None, None, 0, None)))

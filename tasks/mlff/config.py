@@ -24,10 +24,14 @@ class DataConfig:
     check_units: bool = True  # the rMD17 loader's unit checks (data.load_rmd17)
 
     def __post_init__(self):
-        check(self.molecule in GEOMETRIES, f"data.molecule={self.molecule!r} has no shipped starting geometry; "
-              f"choose one of {', '.join(GEOMETRIES)}.")
-        check(self.split in ("temporal", "published"), f"data.split must be one of ('temporal', 'published'), "
-              f"got {self.split!r}.")
+        check(
+            self.molecule in GEOMETRIES,
+            f"data.molecule={self.molecule!r} has no shipped starting geometry; choose one of {', '.join(GEOMETRIES)}.",
+        )
+        check(
+            self.split in ("temporal", "published"),
+            f"data.split must be one of ('temporal', 'published'), got {self.split!r}.",
+        )
         check(0.0 < self.test_fraction < 0.5, f"data.test_fraction must be in (0, 0.5), got {self.test_fraction}.")
         for name in ("n_frames", "test_frames", "train_frames"):
             check(getattr(self, name) >= 1, f"data.{name} must be >= 1, got {getattr(self, name)}.")
@@ -49,8 +53,10 @@ class StudiesConfig:
     def __post_init__(self):
         for name in ("efficiency_seeds", "window_frames", "soap_frames", "equivariance_trials"):
             check(getattr(self, name) >= 1, f"studies.{name} must be >= 1, got {getattr(self, name)}.")
-        check(min(self.efficiency_sizes, default=0) >= 1, f"studies.efficiency_sizes needs sizes >= 1, got "
-              f"{self.efficiency_sizes}.")
+        check(
+            min(self.efficiency_sizes, default=0) >= 1,
+            f"studies.efficiency_sizes needs sizes >= 1, got {self.efficiency_sizes}.",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +73,8 @@ class MLFFConfig:
 
 
 DEFAULT = MLFFConfig()
+# Preset tables, kept as tables (one setting per line would triple them).
+# fmt: off
 QUICK = override(DEFAULT, {  # minutes on 2 CPU cores
     "data.n_frames": 600, "data.test_frames": 60, "data.train_frames": 200, "md.save_every": 5,
     "md.equilibration_steps": 400, "model.channels": 8, "model.layers": 2, "model.radial_hidden": 16,
@@ -80,19 +88,29 @@ TINY = override(QUICK, {  # tests and CI: ethanol (9 atoms), seconds
     "training.checkpoint_every": 30, "soap.n_max": 3, "soap.l_max": 2, "studies.efficiency_sizes": (10, 20, 100000),
     "studies.window_frames": 10, "studies.soap_frames": 6, "studies.equivariance_trials": 2, "chunk_size": 8})
 
+# fmt: on
 STUDIES = ("sample_efficiency", "time_window_grid", "similarity", "equivariance", "breakdown", "correlation")
 CRITERIA = (
-    Criterion("force_mae_mev_per_a", False, None, "mean absolute force-component error on the test window (meV/Å); "
-              "NequIP (l=3) reaches ~8 meV/Å on rMD17 aspirin with 1000 random training frames"),
-    Criterion("energy_mae_mev", False, None, "mean absolute energy error per test frame (meV)"))
+    Criterion(
+        "force_mae_mev_per_a",
+        False,
+        None,
+        "mean absolute force-component error on the test window (meV/Å); "
+        "NequIP (l=3) reaches ~8 meV/Å on rMD17 aspirin with 1000 random training frames",
+    ),
+    Criterion("energy_mae_mev", False, None, "mean absolute energy error per test frame (meV)"),
+)
 
 
 def datacard(config: MLFFConfig) -> dict:
     """What the data are: source, generator, units and split."""
     generator = MDConfig(molecule=config.data.molecule, **dataclasses.asdict(config.md))
-    return {"what": f"Time-ordered molecular-dynamics frames of {config.data.molecule} with energies and forces.",
-            "source": "embedded GFN2-xTB (tblite) Langevin MD, cached on disk; or rMD17 npz via --data (revised MD17, "
-            "PBE/def2-SVP, kcal/mol converted to eV)", "generator": generator_datacard(generator, config.data.n_frames),
-            "units": "positions Å, energies eV, forces eV/Å; errors reported in meV and meV/Å",
-            "split": "temporal: the last test_fraction of the trajectory is the test window; training frames come "
-            "from the first part only; published: the rMD17 split k=1"}
+    return {
+        "what": f"Time-ordered molecular-dynamics frames of {config.data.molecule} with energies and forces.",
+        "source": "embedded GFN2-xTB (tblite) Langevin MD, cached on disk; or rMD17 npz via --data (revised MD17, "
+        "PBE/def2-SVP, kcal/mol converted to eV)",
+        "generator": generator_datacard(generator, config.data.n_frames),
+        "units": "positions Å, energies eV, forces eV/Å; errors reported in meV and meV/Å",
+        "split": "temporal: the last test_fraction of the trajectory is the test window; training frames come "
+        "from the first part only; published: the rMD17 split k=1",
+    }

@@ -176,18 +176,16 @@ def rmd17_file(path: str | Path, molecule: str = "aspirin") -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    where = "does not exist" if not path.exists() else "holds none of " + ", ".join(
-        str(c.relative_to(path)) for c in candidates
+    where = (
+        "does not exist"
+        if not path.exists()
+        else "holds none of " + ", ".join(str(c.relative_to(path)) for c in candidates)
     )
     raise DataFormatError(f"{path} {where}. {_DOWNLOAD}.")
 
 
 def load_rmd17(
-    path: str | Path,
-    molecule: str = "aspirin",
-    *,
-    check_units: bool = True,
-    require_old_indices: bool = True,
+    path: str | Path, molecule: str = "aspirin", *, check_units: bool = True, require_old_indices: bool = True
 ) -> Trajectory:
     """Load and validate an rMD17 npz file; energies in eV, forces in eV/Å, positions in Å.
 
@@ -321,8 +319,7 @@ def _floats(name: str, field: str, array: np.ndarray, shape: tuple) -> np.ndarra
     """A float array of the given shape (None: any length) whose entries are all finite."""
     if array.dtype.kind != "f":
         raise DataFormatError(
-            f"{name}: field {field!r} has dtype {array.dtype}, expected floating point "
-            f"(rMD17 stores float64)."
+            f"{name}: field {field!r} has dtype {array.dtype}, expected floating point (rMD17 stores float64)."
         )
     if array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, array.shape)):
         spelled = "(" + ", ".join("F" if s is None else str(s) for s in shape) + ")"
@@ -441,17 +438,12 @@ def rmd17_splits_dir(root: str | Path, k: int = 1) -> Path:
         if (candidate / name).is_file():
             return candidate
     raise DataFormatError(
-        f"no rMD17 split file {name} at {root}; looked in "
-        f"{', '.join(str(c) for c in candidates)}. {_DOWNLOAD}."
+        f"no rMD17 split file {name} at {root}; looked in {', '.join(str(c) for c in candidates)}. {_DOWNLOAD}."
     )
 
 
 def load_published_split(
-    root: str | Path,
-    k: int,
-    *,
-    n_frames: int | None = None,
-    expected_size: int | None = RMD17_SPLIT_SIZE,
+    root: str | Path, k: int, *, n_frames: int | None = None, expected_size: int | None = RMD17_SPLIT_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train_idx, test_idx) int64 frame indices of the published rMD17 split ``k`` (1..5).
 
@@ -599,8 +591,10 @@ def pool_and_test(dataset: Dataset, split: str, test_fraction: float) -> tuple[n
     if split != "published":
         return temporal_split(dataset.trajectory, test_fraction)
     if dataset.published is None:
-        raise ConfigError("data.split=published needs the rMD17 files (--data PATH) with their splits/ folder; "
-                          "generated data use data.split=temporal.")
+        raise ConfigError(
+            "data.split=published needs the rMD17 files (--data PATH) with their splits/ folder; "
+            "generated data use data.split=temporal."
+        )
     train, test = dataset.published
     return np.sort(np.asarray(train)), np.asarray(test)
 

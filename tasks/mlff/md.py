@@ -117,8 +117,9 @@ def make_calculator(config: MDConfig | None = None) -> Any:
     )
 
 
-def label_frames(species: ArrayLike, positions: ArrayLike, config: MDConfig | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def label_frames(
+    species: ArrayLike, positions: ArrayLike, config: MDConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(energy (F,) eV, forces (F, N, 3) eV/Å) of frames (F, N, 3) Å with the config's calculator."""
     from ase import Atoms
 
@@ -262,12 +263,7 @@ def _check_frames(n_frames: int) -> int:
 
 
 def generate_trajectory(
-    key: jax.Array | int,
-    molecule: str,
-    n_frames: int,
-    *,
-    cache: bool | str | Path = False,
-    **options,
+    key: jax.Array | int, molecule: str, n_frames: int, *, cache: bool | str | Path = False, **options
 ) -> Trajectory:
     """One Langevin trajectory of ``molecule`` with GFN2-xTB labels (Å, eV, eV/Å), in this process.
 
@@ -313,9 +309,7 @@ def generate_trajectories(
     all_words = _split_keys(keys)
     root = _cache_dir(cache)
     paths = [cache_path(config, _raw_key(w), n_frames, root) if root is not None else None for w in all_words]
-    results: list[Trajectory | None] = [
-        _read_cached(path, n_frames) if path is not None else None for path in paths
-    ]
+    results: list[Trajectory | None] = [_read_cached(path, n_frames) if path is not None else None for path in paths]
     todo = [i for i, result in enumerate(results) if result is None]
     n_processes = min(len(todo), processes or os.cpu_count() or 1)
     if n_processes <= 1:

@@ -32,9 +32,12 @@ def per_frame_errors(prediction: Prediction, frames: EvaluationFrames) -> dict[s
     species = np.asarray(frames.species)[0]
     error = force_error_mev(prediction, frames)
     real = error[:, species != PADDING_SPECIES]
-    out = {"energy_abs_error_mev": np.abs(energy_error_mev(prediction, frames)),
-           "force_mae_mev_per_a": np.abs(real).mean(axis=(1, 2)), "force_mse_mev2_per_a2": (real**2).mean(axis=(1, 2)),
-           "force_error_max_mev_per_a": np.linalg.norm(real, axis=-1).max(axis=1)}
+    out = {
+        "energy_abs_error_mev": np.abs(energy_error_mev(prediction, frames)),
+        "force_mae_mev_per_a": np.abs(real).mean(axis=(1, 2)),
+        "force_mse_mev2_per_a2": (real**2).mean(axis=(1, 2)),
+        "force_error_max_mev_per_a": np.linalg.norm(real, axis=-1).max(axis=1),
+    }
     for z in sorted(set(species.tolist()) - {PADDING_SPECIES}):
         out[f"force_mae_{element_symbol(z)}"] = np.abs(error[:, species == z]).mean(axis=(1, 2))
     return out
@@ -43,9 +46,12 @@ def per_frame_errors(prediction: Prediction, frames: EvaluationFrames) -> dict[s
 def error_metrics(per_frame: dict[str, np.ndarray]) -> dict[str, float]:
     """Energy MAE/RMSE (meV), force-component MAE/RMSE (meV/Å) and per-species force MAE over frames."""
     energy = np.asarray(per_frame["energy_abs_error_mev"])
-    out = {"energy_mae_mev": float(energy.mean()), "energy_rmse_mev": float(np.sqrt(np.mean(energy**2))),
-           "force_mae_mev_per_a": float(np.mean(per_frame["force_mae_mev_per_a"])),
-           "force_rmse_mev_per_a": float(np.sqrt(np.mean(per_frame["force_mse_mev2_per_a2"])))}
+    out = {
+        "energy_mae_mev": float(energy.mean()),
+        "energy_rmse_mev": float(np.sqrt(np.mean(energy**2))),
+        "force_mae_mev_per_a": float(np.mean(per_frame["force_mae_mev_per_a"])),
+        "force_rmse_mev_per_a": float(np.sqrt(np.mean(per_frame["force_mse_mev2_per_a2"]))),
+    }
     species = [k for k in per_frame if k.startswith("force_mae_") and k != "force_mae_mev_per_a"]
     return out | {k: float(np.mean(per_frame[k])) for k in species}
 
@@ -53,6 +59,8 @@ def error_metrics(per_frame: dict[str, np.ndarray]) -> dict[str, float]:
 def frame_features(frames: EvaluationFrames, pool_end: float, pool_energy_ev: float) -> dict[str, np.ndarray]:
     """Per frame (n,): MD steps after the training pool's last frame, |E - the pool's mean E| (meV)
     and the largest reference force (eV/Å)."""
-    return {"time_after_pool": np.asarray(frames.time_index, float) - float(pool_end),
-            "energy_offset_mev": 1e3 * np.abs(np.asarray(frames.energy) - pool_energy_ev),
-            "max_force_ev_per_a": np.linalg.norm(np.asarray(frames.forces), axis=-1).max(axis=1)}
+    return {
+        "time_after_pool": np.asarray(frames.time_index, float) - float(pool_end),
+        "energy_offset_mev": 1e3 * np.abs(np.asarray(frames.energy) - pool_energy_ev),
+        "max_force_ev_per_a": np.linalg.norm(np.asarray(frames.forces), axis=-1).max(axis=1),
+    }

@@ -260,8 +260,9 @@ def _energy_and_forces(params, species, positions, shifted):
     return _vmap_frames(frame, species, positions)
 
 
-def atomic_energies(params: NequipParams, species: ArrayLike, positions: ArrayLike, *,
-                    shifted: bool = True) -> jax.Array:
+def atomic_energies(
+    params: NequipParams, species: ArrayLike, positions: ArrayLike, *, shifted: bool = True
+) -> jax.Array:
     """Per-atom energies in eV (0 for padding atoms). Shapes: species (N,) or (B, N), positions
     (N, 3) or (B, N, 3) Å -> (N,) or (B, N). ``shifted=False`` leaves out the per-species shift.
     """
@@ -269,8 +270,9 @@ def atomic_energies(params: NequipParams, species: ArrayLike, positions: ArrayLi
     return _atomic_energies(params, jnp.asarray(species), jnp.asarray(positions), shifted)
 
 
-def energy_and_forces(params: NequipParams, species: ArrayLike, positions: ArrayLike, *,
-                      shifted: bool = True) -> tuple[jax.Array, jax.Array]:
+def energy_and_forces(
+    params: NequipParams, species: ArrayLike, positions: ArrayLike, *, shifted: bool = True
+) -> tuple[jax.Array, jax.Array]:
     """Total energy (eV) and forces -dE/dpositions (eV/Å).
 
     Shapes: species (N,) shared by the batch or (B, N); positions (B, N, 3) Å -> E (B,),
@@ -321,8 +323,9 @@ def species_counts(config: NequipConfig, species: ArrayLike) -> np.ndarray:
     return np.stack([np.sum(species == z, axis=-1) for z in config.species], axis=-1)
 
 
-def fit_species_shift_scale(config: NequipConfig, species: ArrayLike, energy: ArrayLike, forces: ArrayLike
-                            ) -> tuple[np.ndarray, np.ndarray]:
+def fit_species_shift_scale(
+    config: NequipConfig, species: ArrayLike, energy: ArrayLike, forces: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-species shift (eV/atom) and scale (eV) from training labels, on the host in float64.
 
     Shift: least squares of the frame energies on the species counts (minimum-norm solution);
@@ -355,9 +358,7 @@ def fit_species_shift_scale(config: NequipConfig, species: ArrayLike, energy: Ar
 def fit_shift_scale(params: NequipParams, species: ArrayLike, energy: ArrayLike, forces: ArrayLike) -> NequipParams:
     """``params`` with the per-species shift and scale of :func:`fit_species_shift_scale`."""
     shift, scale = fit_species_shift_scale(params.config, species, energy, forces)
-    return params.replace(
-        species_shift=jnp.asarray(shift, jnp.float32), species_scale=jnp.asarray(scale, jnp.float32)
-    )
+    return params.replace(species_shift=jnp.asarray(shift, jnp.float32), species_scale=jnp.asarray(scale, jnp.float32))
 
 
 def shift_energy(params: NequipParams, species: ArrayLike) -> np.ndarray:

@@ -19,10 +19,12 @@ def trajectory(traj: Trajectory, train: np.ndarray, test: np.ndarray) -> Figure:
     order = np.argsort(traj.time_index)
     mean = traj.energy.mean()
     ax.plot(traj.time_index[order], (traj.energy[order] - mean) * 1e3, lw=0.6, color="grey", label="trajectory")
-    ax.plot(traj.time_index[train], (traj.energy[train] - mean) * 1e3, ".", ms=3, color="tab:blue",
-            label="training frames")
-    ax.axvspan(traj.time_index[test].min(), traj.time_index[test].max(), color="tab:red", alpha=0.15,
-               label="test window")
+    ax.plot(
+        traj.time_index[train], (traj.energy[train] - mean) * 1e3, ".", ms=3, color="tab:blue", label="training frames"
+    )
+    ax.axvspan(
+        traj.time_index[test].min(), traj.time_index[test].max(), color="tab:red", alpha=0.15, label="test window"
+    )
     ax.set(xlabel="time index (MD step)", ylabel="E − mean E (meV)")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -43,8 +45,9 @@ def training(history: TrainHistory) -> Figure:
     return fig
 
 
-def errors(time_index: np.ndarray, energy_error_mev: np.ndarray, force_error_mev: np.ndarray, species: np.ndarray
-           ) -> Figure:
+def errors(
+    time_index: np.ndarray, energy_error_mev: np.ndarray, force_error_mev: np.ndarray, species: np.ndarray
+) -> Figure:
     """Left: energy error and mean |force error| per frame along the test window; right: per-atom
     |force error| per species. Shapes: (n,), (n,), (n, N, 3) meV/Å, (N,)."""
     norms = np.linalg.norm(force_error_mev, axis=-1)

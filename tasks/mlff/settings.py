@@ -47,12 +47,19 @@ class DynamicsConfig:
     def __post_init__(self):
         for name in ("temperature_K", "timestep_fs", "friction_per_fs", "accuracy", "electronic_temperature_K"):
             check(float(getattr(self, name)) > 0.0, f"md.{name} must be positive; got {getattr(self, name)!r}.")
-        check(int(self.save_every) == self.save_every and self.save_every >= 1,
-              f"md.save_every must be a positive integer; got {self.save_every!r}.")
-        check(int(self.equilibration_steps) == self.equilibration_steps and self.equilibration_steps >= 0,
-              f"md.equilibration_steps must be a non-negative integer; got {self.equilibration_steps!r}.")
-        check(self.timestep_fs <= 2.0, f"md.timestep_fs = {self.timestep_fs} fs is too long for bonds to hydrogen "
-              "(periods ~9 fs); use at most 2 fs (0.5 fs as in MD17).")
+        check(
+            int(self.save_every) == self.save_every and self.save_every >= 1,
+            f"md.save_every must be a positive integer; got {self.save_every!r}.",
+        )
+        check(
+            int(self.equilibration_steps) == self.equilibration_steps and self.equilibration_steps >= 0,
+            f"md.equilibration_steps must be a non-negative integer; got {self.equilibration_steps!r}.",
+        )
+        check(
+            self.timestep_fs <= 2.0,
+            f"md.timestep_fs = {self.timestep_fs} fs is too long for bonds to hydrogen "
+            "(periods ~9 fs); use at most 2 fs (0.5 fs as in MD17).",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +69,10 @@ class MDConfig(DynamicsConfig):
     molecule: str = "aspirin"
 
     def __post_init__(self):
-        check(self.molecule in GEOMETRIES,
-              f"no starting geometry for molecule {self.molecule!r}; shipped: {', '.join(GEOMETRIES)}.")
+        check(
+            self.molecule in GEOMETRIES,
+            f"no starting geometry for molecule {self.molecule!r}; shipped: {', '.join(GEOMETRIES)}.",
+        )
         super().__post_init__()
 
 
@@ -134,12 +143,16 @@ class NequipConfig:
     def __post_init__(self):
         species = tuple(int(z) for z in self.species)
         object.__setattr__(self, "species", species)
-        check(bool(species) and len(set(species)) == len(species) and all(1 <= z <= MAX_ATOMIC_NUMBER for z in species),
-              f"model.species must be distinct atomic numbers 1-118, got {self.species}.")
+        check(
+            bool(species) and len(set(species)) == len(species) and all(1 <= z <= MAX_ATOMIC_NUMBER for z in species),
+            f"model.species must be distinct atomic numbers 1-118, got {self.species}.",
+        )
         for name in ("channels", "layers", "radial_basis", "radial_hidden", "envelope_p"):
             check(int(getattr(self, name)) >= 1, f"model.{name} must be >= 1, got {getattr(self, name)}.")
-        check(self.l_max >= 0 and self.radial_layers >= 0,
-              f"model.l_max and model.radial_layers must be >= 0, got {self.l_max}, {self.radial_layers}.")
+        check(
+            self.l_max >= 0 and self.radial_layers >= 0,
+            f"model.l_max and model.radial_layers must be >= 0, got {self.l_max}, {self.radial_layers}.",
+        )
         check(self.cutoff > 0, f"model.cutoff must be a positive distance in Å, got {self.cutoff}.")
 
     @property
@@ -204,16 +217,25 @@ class SoapConfig:
 
     def __post_init__(self):
         species = tuple(sorted({int(z) for z in self.species}))
-        check(bool(species) and species[0] >= 1,
-              f"soap.species must be positive atomic numbers (0 is padding); got {self.species!r}.")
+        check(
+            bool(species) and species[0] >= 1,
+            f"soap.species must be positive atomic numbers (0 is padding); got {self.species!r}.",
+        )
         object.__setattr__(self, "species", species)
-        check(float(self.r_cut) > 1.0, f"soap.r_cut = {self.r_cut!r} Å: the GTO basis spaces its primitives "
-              "between 1 Å and r_cut, so r_cut must exceed 1 Å (dscribe has the same rule).")
+        check(
+            float(self.r_cut) > 1.0,
+            f"soap.r_cut = {self.r_cut!r} Å: the GTO basis spaces its primitives "
+            "between 1 Å and r_cut, so r_cut must exceed 1 Å (dscribe has the same rule).",
+        )
         check(float(self.sigma) > 0.0, f"soap.sigma must be a positive width in Å; got {self.sigma!r}.")
-        check(int(self.n_max) == self.n_max and self.n_max >= 1,
-              f"soap.n_max must be a positive integer; got {self.n_max!r}.")
-        check(int(self.l_max) == self.l_max and 0 <= self.l_max <= 20,
-              f"soap.l_max must be an integer in 0..20; got {self.l_max!r}.")
+        check(
+            int(self.n_max) == self.n_max and self.n_max >= 1,
+            f"soap.n_max must be a positive integer; got {self.n_max!r}.",
+        )
+        check(
+            int(self.l_max) == self.l_max and 0 <= self.l_max <= 20,
+            f"soap.l_max must be an integer in 0..20; got {self.l_max!r}.",
+        )
 
     @property
     def cutoff_padding(self) -> float:

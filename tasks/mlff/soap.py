@@ -258,9 +258,7 @@ def soap_power_spectrum(config: SoapConfig, species: jax.Array, positions: jax.A
     return _features_from_gram(config, [jnp.einsum("iam,ibm->iab", c, c) for c in by_l])
 
 
-def average_soap(
-    config: SoapConfig, species: jax.Array, positions: jax.Array, average: str = "outer"
-) -> jax.Array:
+def average_soap(config: SoapConfig, species: jax.Array, positions: jax.Array, average: str = "outer") -> jax.Array:
     """Frame descriptor (D,) averaged over the real atoms: species (N,), positions (N, 3) Å.
 
     ``average="outer"``: mean of the per-atom power spectra (the average-kernel descriptor; dscribe
@@ -389,9 +387,7 @@ def describe_frames(
     species = check_species(config, species)
     positions = np.asarray(positions)
     if positions.ndim != 3 or positions.shape[1:] != (species.shape[0], 3):
-        raise DataFormatError(
-            f"positions must have shape (frames, {species.shape[0]}, 3) in Å; got {positions.shape}."
-        )
+        raise DataFormatError(f"positions must have shape (frames, {species.shape[0]}, 3) in Å; got {positions.shape}.")
     if int(batch) != batch or batch < 1:
         raise ConfigError(f"batch must be a positive integer; got {batch!r}.")
     num_frames = positions.shape[0]
@@ -408,8 +404,14 @@ def describe_frames(
     return out
 
 
-def subset_similarity(config: SoapConfig, species: ArrayLike, positions: ArrayLike, subsets: Sequence[ArrayLike],
-                      test: ArrayLike, n_frames: int) -> np.ndarray:
+def subset_similarity(
+    config: SoapConfig,
+    species: ArrayLike,
+    positions: ArrayLike,
+    subsets: Sequence[ArrayLike],
+    test: ArrayLike,
+    n_frames: int,
+) -> np.ndarray:
     """Normalised :func:`window_similarity` of each subset of frame indices to the ``test`` frames, each set
     described by ``n_frames`` of its frames, evenly spaced (all if fewer). Shapes: positions (F, N, 3) Å -> (S,)."""
 

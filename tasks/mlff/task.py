@@ -28,8 +28,11 @@ class Params(NamedTuple):
 
 def generate(key: jax.Array, config: MLFFConfig) -> data.Dataset:
     """The embedded GFN2-xTB trajectory (cached under $JAXBENCH_CACHE or ~/.cache/jaxbench)."""
-    check(config.data.split == "temporal", "data.split=published needs the rMD17 files (--data PATH) with their "
-          "splits/ folder; generated data use data.split=temporal.")
+    check(
+        config.data.split == "temporal",
+        "data.split=published needs the rMD17 files (--data PATH) with their "
+        "splits/ folder; generated data use data.split=temporal.",
+    )
     options = dataclasses.asdict(config.md)
     return data.Dataset(md.generate_trajectory(key, config.data.molecule, config.data.n_frames, cache=True, **options))
 
@@ -39,16 +42,27 @@ def fit(key: jax.Array, dataset: data.Dataset, config: MLFFConfig, stage: Stage)
     pool, n = data.pool_and_test(dataset, config.data.split, config.data.test_fraction)[0], config.data.train_frames
     pick_key, train_key = jax.random.split(key)
     check(n <= len(pool), f"data.train_frames={n} exceeds the {len(pool)} frames of the training pool; lower it.")
-    train = stage("split", lambda: pool[:n] if config.data.split == "published" else np.sort(
-        pool[np.asarray(jax.random.choice(pick_key, len(pool), (n,), replace=False))]))
+    train = stage(
+        "split",
+        lambda: (
+            pool[:n]
+            if config.data.split == "published"
+            else np.sort(pool[np.asarray(jax.random.choice(pick_key, len(pool), (n,), replace=False))])
+        ),
+    )
 
     def train_model():
         chunks = -(-config.training.steps // config.training.checkpoint_every)
         with stage.progress("mlff: training NequIP", chunks) as bar:
             params, history = training.train(
-                train_key, dataset.trajectory, train, config.model, checkpoint_dir=stage.directory("model"),
+                train_key,
+                dataset.trajectory,
+                train,
+                config.model,
+                checkpoint_dir=stage.directory("model"),
                 callback=lambda step, h: bar(info=f"loss {h.loss[step - 1]:.3g}"),
-                **dataclasses.asdict(config.training))
+                **dataclasses.asdict(config.training),
+            )
         return {"params": nequip.as_arrays(params), "history": history}
 
     model = stage("model", train_model)
@@ -63,8 +77,12 @@ def evaluate(model: nequip.NequipParams, items: data.EvaluationFrames, keys: jax
 def score(per_sample: dict, items: data.EvaluationFrames, config: MLFFConfig) -> dict:
     """Energy and force errors over the test frames, the frame counts and the molecule."""
     species = np.asarray(items.species)[0]
-    return {**metrics.error_metrics(per_sample), "train_frames": config.data.train_frames,
-            "test_frames": len(items.frame), "data": {"formula": data.formula(species), "num_atoms": len(species)}}
+    return {
+        **metrics.error_metrics(per_sample),
+        "train_frames": config.data.train_frames,
+        "test_frames": len(items.frame),
+        "data": {"formula": data.formula(species), "num_atoms": len(species)},
+    }
 
 
 def features(items: data.EvaluationFrames, dataset: data.Dataset, config: MLFFConfig) -> dict:
@@ -75,17 +93,34 @@ def features(items: data.EvaluationFrames, dataset: data.Dataset, config: MLFFCo
 
 def make_task(task_id: str, config: MLFFConfig) -> Task:
     """The registry's factory."""
-    found = {**studies.STUDIES, "equivariance": EQUIVARIANCE, "breakdown": generic.breakdown(),
-             "correlation": generic.correlation()}
+    found = {
+        **studies.STUDIES,
+        "equivariance": EQUIVARIANCE,
+        "breakdown": generic.breakdown(),
+        "correlation": generic.correlation(),
+    }
     return Task(
-        id=task_id, config=config, datacard=datacard(config), criteria=CRITERIA, generate=generate, fit=fit,
-        load=lambda path, key, cfg: data.read_dataset(path, cfg.data.molecule, published=cfg.data.split == "published",
-                                                      check_units=cfg.data.check_units),
+        id=task_id,
+        config=config,
+        datacard=datacard(config),
+        criteria=CRITERIA,
+        generate=generate,
+        fit=fit,
+        load=lambda path, key, cfg: data.read_dataset(
+            path, cfg.data.molecule, published=cfg.data.split == "published", check_units=cfg.data.check_units
+        ),
         save=lambda path, dataset, cfg: data.write_dataset(path, dataset, cfg.data.molecule),
-        conditions=lambda key, dataset, cfg: data.evaluated_frames(dataset, cfg.data.split, cfg.data.test_fraction,
-                                                                   cfg.data.test_frames),
-        prepare=lambda params, dataset, cfg: params.model, evaluate=evaluate,
-        per_sample_metrics=metrics.per_frame_errors, score=lambda per_sample, outputs, items, key: score(
-            per_sample, items, config), features=lambda items, dataset: features(items, dataset, config),
-        summary=report.summary, report=report.sections, studies={name: found[name] for name in STUDIES},
-        chunk_size=config.chunk_size, data_files=lambda path: [data.rmd17_file(path, config.data.molecule)])
+        conditions=lambda key, dataset, cfg: data.evaluated_frames(
+            dataset, cfg.data.split, cfg.data.test_fraction, cfg.data.test_frames
+        ),
+        prepare=lambda params, dataset, cfg: params.model,
+        evaluate=evaluate,
+        per_sample_metrics=metrics.per_frame_errors,
+        score=lambda per_sample, outputs, items, key: score(per_sample, items, config),
+        features=lambda items, dataset: features(items, dataset, config),
+        summary=report.summary,
+        report=report.sections,
+        studies={name: found[name] for name in STUDIES},
+        chunk_size=config.chunk_size,
+        data_files=lambda path: [data.rmd17_file(path, config.data.molecule)],
+    )

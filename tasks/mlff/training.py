@@ -127,8 +127,14 @@ def optimizer(settings: TrainSettings) -> optax.GradientTransformation:
     return optax.adam(schedule)
 
 
-def loss_terms(params: NequipParams, species: ArrayLike, positions: ArrayLike, energy_residual: ArrayLike,
-               forces: ArrayLike, settings: TrainSettings) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+def loss_terms(
+    params: NequipParams,
+    species: ArrayLike,
+    positions: ArrayLike,
+    energy_residual: ArrayLike,
+    forces: ArrayLike,
+    settings: TrainSettings,
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
     """(loss, (energy_mse, force_mse)) of a batch. Shapes: species (N,), positions/forces (B, N, 3),
     energy_residual (B,) eV = reference energy minus the summed per-species shifts."""
     real = species != PADDING_SPECIES
@@ -141,8 +147,9 @@ def loss_terms(params: NequipParams, species: ArrayLike, positions: ArrayLike, e
     return loss, (energy_mse, force_mse)
 
 
-def _chunk(state: TrainState, species, positions, energy_residual, forces, train_idx, batch_key, *, settings,
-           num_steps):
+def _chunk(
+    state: TrainState, species, positions, energy_residual, forces, train_idx, batch_key, *, settings, num_steps
+):
     """``num_steps`` optimizer steps (lax.scan). Shapes: positions/forces (F, N, 3) on device,
     energy_residual (F,), train_idx (n,) int32; returns the state and per-step metrics."""
     tx = optimizer(settings)
@@ -165,8 +172,9 @@ def _chunk(state: TrainState, species, positions, energy_residual, forces, train
 
 
 @partial(jax.jit, static_argnames=("settings", "num_steps"))
-def _train_chunk_many(states, species, positions, energy_residuals, forces, train_idx, batch_keys, *, settings,
-                      num_steps):
+def _train_chunk_many(
+    states, species, positions, energy_residuals, forces, train_idx, batch_keys, *, settings, num_steps
+):
     chunk = partial(_chunk, settings=settings, num_steps=num_steps)
     return jax.vmap(chunk, in_axes=(0, None, None, 0, None, 0, 0))(
         states, species, positions, energy_residuals, forces, train_idx, batch_keys
@@ -317,9 +325,17 @@ def train_many(
     return state.params, history
 
 
-def train(key: jax.Array, data: Any, train_idx: ArrayLike, config: NequipConfig, *,
-          callback: Callable[[int, TrainHistory], None] | None = None, **options) -> tuple[NequipParams, TrainHistory]:
+def train(
+    key: jax.Array,
+    data: Any,
+    train_idx: ArrayLike,
+    config: NequipConfig,
+    *,
+    callback: Callable[[int, TrainHistory], None] | None = None,
+    **options,
+) -> tuple[NequipParams, TrainHistory]:
     """One model: :func:`train_many` with M = 1 (same options); returns (params, history of shape (steps,))."""
+
     def first(history: TrainHistory) -> TrainHistory:
         return TrainHistory(*(np.asarray(h)[0] for h in history))
 

@@ -19,8 +19,9 @@ TINY_RUN = ["--preset", "tiny", "--no-progress"]  # 2 mu values x 12 PEs in chun
 
 def jaxbench_cli(*args, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    return subprocess.run([sys.executable, "-m", "jaxbench.cli", *args], capture_output=True, text=True,
-                          env=env, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "jaxbench.cli", *args], capture_output=True, text=True, env=env, **kwargs
+    )
 
 
 def test_help_on_every_command(capsys):
@@ -108,8 +109,12 @@ def test_killed_run_resumes_to_the_same_numbers(finished_run, tmp_path):
     reference, _ = finished_run
     out = tmp_path / "killed"
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    process = subprocess.Popen([sys.executable, "-m", "jaxbench.cli", "run", "fair_universe-v0", *TINY_RUN,
-                                "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jaxbench.cli", "run", "fair_universe-v0", *TINY_RUN, "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     first_chunk = out / "stages" / "evaluate" / "chunk_00000.npz"
     deadline = time.time() + 600
     while not first_chunk.exists() and process.poll() is None and time.time() < deadline:
@@ -166,8 +171,9 @@ def test_studies_run_on_a_finished_run_and_appear_in_the_report(finished_run, tm
 
     out = tmp_path / "studies"
     shutil.copytree(finished_run[0], out)
-    result = jaxbench_cli("run", "fair_universe-v0", *TINY_RUN, "--out", str(out), "--resume", "--study", "all",
-                          timeout=900)
+    result = jaxbench_cli(
+        "run", "fair_universe-v0", *TINY_RUN, "--out", str(out), "--resume", "--study", "all", timeout=900
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[resume] stage 'fit.classifier'" in result.stdout  # the pipeline is not redone
     names = ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
@@ -175,11 +181,18 @@ def test_studies_run_on_a_finished_run_and_appear_in_the_report(finished_run, tm
     for name in names:
         table = (out / "studies" / name / "table.csv").read_text().splitlines()
         assert table[0] == "study,group,slice,x,seed,metric,value,error,support" and len(table) > 2, name
-    for title in ("Study: Sample efficiency", "Study: Feature out-of-distribution test", "Study: Rotational invariance",
-                  "Study: Per-sample breakdown", "Study: Metric correlation", "Study: Prediction stability"):
+    for title in (
+        "Study: Sample efficiency",
+        "Study: Feature out-of-distribution test",
+        "Study: Rotational invariance",
+        "Study: Per-sample breakdown",
+        "Study: Metric correlation",
+        "Study: Prediction stability",
+    ):
         assert title in html
     assert records.read_json(out / "manifest.json")["studies"] == list(
-        ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability"))
+        ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
+    )
     ood = records.read_json(out / "studies" / "feature_ood" / "result.json")
     assert set(ood["summary"]) >= {"tes", "jes", "soft_met", "diboson_scale"}
     assert "coverage" in ood["summary"]["diboson_scale"]["trusted_range"]

@@ -232,8 +232,15 @@ def test_sha256_file_matches_hashlib_and_sees_one_byte(tmp_path):
 def test_environment_record_has_the_keys_and_is_json(tmp_path):
     env = records.environment_record()
     assert set(env) >= {
-        "jaxbench_version", "git_commit", "git_dirty", "python", "platform", "packages",
-        "devices", "hostname", "timestamp_utc",
+        "jaxbench_version",
+        "git_commit",
+        "git_dirty",
+        "python",
+        "platform",
+        "packages",
+        "devices",
+        "hostname",
+        "timestamp_utc",
     }
     assert set(env["packages"]) == set(records.RECORDED_PACKAGES)
     assert env["packages"]["jax"] == jax.__version__

@@ -31,8 +31,10 @@ def test_unknown_config_key_and_preset_name_the_nearest():
 
 def test_cli_strings_are_coerced_from_the_dataclass_fields():
     spec = jaxbench.spec("fair_universe-v0")
-    config = spec.resolve_config("quick", **{"analysis.n_pe_per_mu": "7", "mu_values": "0.5,1.5",
-                                             "classifier.learning_rate": "1e-3", "hidden": "8,4"})
+    config = spec.resolve_config(
+        "quick",
+        **{"analysis.n_pe_per_mu": "7", "mu_values": "0.5,1.5", "classifier.learning_rate": "1e-3", "hidden": "8,4"},
+    )
     assert config.analysis.n_pe_per_mu == 7 and config.analysis.mu_values == (0.5, 1.5)
     assert config.classifier.learning_rate == 1e-3 and config.classifier.hidden == (8, 4)
     assert config.data == spec.presets["quick"].data  # untouched parts stay the preset's

@@ -78,8 +78,16 @@ def test_report_holds_sections_embedded_figures_and_reproducibility(tmp_path):
     assert "0.6712" in page and "—" in page and "<p>Second paragraph.</p>" in page
     # Reproducibility: task, exact config, seed, version + commit, packages, devices, checksums, timings.
     for expected in (
-        "fair_universe-v0", "n_pe_per_mu", "0.00123456789", "jax.random.key(3)", "0.1.0",
-        "0123456789abcdef0123456789abcdef01234567", "2.4.6", "8 × cpu", "ab" * 32, "10.25",
+        "fair_universe-v0",
+        "n_pe_per_mu",
+        "0.00123456789",
+        "jax.random.key(3)",
+        "0.1.0",
+        "0123456789abcdef0123456789abcdef01234567",
+        "2.4.6",
+        "8 × cpu",
+        "ab" * 32,
+        "10.25",
     ):
         assert expected in page, expected
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
@@ -105,7 +113,12 @@ def test_report_rejects_clashing_or_unsafe_figure_names(tmp_path):
 
 def test_cells_show_four_significant_digits_and_a_dash_for_missing():
     assert [format_cell(v) for v in (3.14159265, np.float32(1234567.0), 12, np.int64(5), None, "adam")] == [
-        "3.142", "1.235e+06", "12", "5", "—", "adam",
+        "3.142",
+        "1.235e+06",
+        "12",
+        "5",
+        "—",
+        "adam",
     ]
     with pytest.raises(ValueError, match="2 cells for 3 columns"):
         Table("t", ("a", "b", "c"), ((1, 2),))

@@ -29,12 +29,7 @@ TOLERANCES = {
     "DER_met_phi_centrality": (0.0, 1e-4),
     "DER_lep_eta_centrality": (0.0, 1e-5),
 }
-JET_PAIR_FEATURES = (
-    "DER_deltaeta_jet_jet",
-    "DER_mass_jet_jet",
-    "DER_prodeta_jet_jet",
-    "DER_lep_eta_centrality",
-)
+JET_PAIR_FEATURES = ("DER_deltaeta_jet_jet", "DER_mass_jet_jet", "DER_prodeta_jet_jet", "DER_lep_eta_centrality")
 
 derived_jit = jax.jit(derived_features)
 
@@ -44,9 +39,7 @@ def assert_features_close(actual, expected, scale=1.0):
     for name in DER_COLUMNS:
         rtol, atol = TOLERANCES[name]
         k = DER[name]
-        np.testing.assert_allclose(
-            actual[:, k], expected[:, k], rtol=rtol * scale, atol=atol * scale, err_msg=name
-        )
+        np.testing.assert_allclose(actual[:, k], expected[:, k], rtol=rtol * scale, atol=atol * scale, err_msg=name)
 
 
 def degenerate_events():
@@ -148,8 +141,9 @@ def test_vector_sin_cos_within_two_ulps_of_float64():
     rng = np.random.default_rng(10)
     pi = np.float32(math.pi)
     special = np.array([pi, -pi, 2 * pi, -2 * pi, pi / 2, -pi / 2, 1e-4, 1e-30, MISSING], np.float32)
-    special = np.concatenate([[0.0], special, np.nextafter(special, np.float32(30)),
-                              np.nextafter(special, np.float32(-30))])
+    special = np.concatenate(
+        [[0.0], special, np.nextafter(special, np.float32(30)), np.nextafter(special, np.float32(-30))]
+    )
     angle = np.concatenate([rng.uniform(-math.pi, math.pi, 20_000), rng.uniform(-30, 30, 20_000), special])
     angle = angle.astype(np.float32)
     sin, cos = jax.jit(vector_sin_cos)(angle)

@@ -11,17 +11,20 @@ import pytest
 
 from jaxbench.errors import DataFormatError
 from jaxbench.tasks.fair_universe import schema
-from jaxbench.tasks.fair_universe.io import (
-    COLUMNS,
-    load_parquet,
-    metadata_path_for,
-    write_parquet,
-)
+from jaxbench.tasks.fair_universe.io import COLUMNS, load_parquet, metadata_path_for, write_parquet
 
-JET = {name: schema.PRI[f"PRI_jet_{name}"] for name in (
-    "leading_pt", "leading_eta", "leading_phi", "subleading_pt", "subleading_eta",
-    "subleading_phi", "all_pt",
-)}
+JET = {
+    name: schema.PRI[f"PRI_jet_{name}"]
+    for name in (
+        "leading_pt",
+        "leading_eta",
+        "leading_phi",
+        "subleading_pt",
+        "subleading_eta",
+        "subleading_phi",
+        "all_pt",
+    )
+}
 
 
 def random_events(n=300, seed=0):
@@ -104,8 +107,10 @@ def test_loads_pandas_style_dtypes(written):
 
     def widen(table):
         fields = [
-            pa.field(f.name, pa.float64()) if pa.types.is_float32(f.type)
-            else pa.field(f.name, pa.int64()) if f.name == "labels"
+            pa.field(f.name, pa.float64())
+            if pa.types.is_float32(f.type)
+            else pa.field(f.name, pa.int64())
+            if f.name == "labels"
             else pa.field(f.name, pa.dictionary(pa.int8(), pa.string()))
             for f in table.schema
         ]
@@ -122,25 +127,34 @@ def test_loads_pandas_style_dtypes(written):
     "change, expected",
     [
         (lambda t: t.drop_columns(["PRI_met"]), ["train.parquet", "'PRI_met'", "found:", "31"]),
-        (_set("PRI_lep_pt", lambda t: pc.cast(t.column("PRI_lep_pt"), pa.string())),
-         ["'PRI_lep_pt'", "dtype string"]),
+        (_set("PRI_lep_pt", lambda t: pc.cast(t.column("PRI_lep_pt"), pa.string())), ["'PRI_lep_pt'", "dtype string"]),
         (_with("DER_mass_vis", [3, 7], np.nan), ["'DER_mass_vis'", "2 NaN or infinite"]),
         (_with("weights", [5], np.inf), ["'weights'", "1 NaN or infinite"]),
-        (_set("PRI_had_eta", lambda t: pa.array([None] + t.column("PRI_had_eta").to_pylist()[1:],
-                                                pa.float32())),
-         ["'PRI_had_eta'", "1 null"]),
+        (
+            _set("PRI_had_eta", lambda t: pa.array([None] + t.column("PRI_had_eta").to_pylist()[1:], pa.float32())),
+            ["'PRI_had_eta'", "1 null"],
+        ),
         (_with("weights", [0, 1, 2], -1.0), ["'weights'", "3 negative"]),
         (_with("PRI_n_jets", [4], 1.5), ["'PRI_n_jets'", "1 values"]),
-        (_set("detailed_labels", lambda t: pa.array(
-            ["wjets"] + t.column("detailed_labels").to_pylist()[1:])),
-         ["'detailed_labels'", "wjets", "htautau"]),
-        (_set("labels", lambda t: pc.subtract(1, t.column("labels"))),
-         ["'labels'", "300 rows", "first: row 0"]),
-        (_set("labels", lambda t: pc.cast(t.column("labels"), pa.string())),
-         ["'labels'", "dtype string"]),
+        (
+            _set("detailed_labels", lambda t: pa.array(["wjets"] + t.column("detailed_labels").to_pylist()[1:])),
+            ["'detailed_labels'", "wjets", "htautau"],
+        ),
+        (_set("labels", lambda t: pc.subtract(1, t.column("labels"))), ["'labels'", "300 rows", "first: row 0"]),
+        (_set("labels", lambda t: pc.cast(t.column("labels"), pa.string())), ["'labels'", "dtype string"]),
     ],
-    ids=["missing-column", "string-feature", "nan-feature", "inf-weight", "null", "negative-weight",
-         "fractional-n-jets", "unknown-process", "labels-disagree", "string-labels"],
+    ids=[
+        "missing-column",
+        "string-feature",
+        "nan-feature",
+        "inf-weight",
+        "null",
+        "negative-weight",
+        "fractional-n-jets",
+        "unknown-process",
+        "labels-disagree",
+        "string-labels",
+    ],
 )
 def test_bad_file_names_the_field(written, change, expected):
     path, _, _ = written
@@ -209,8 +223,11 @@ def test_sum_weights_tolerance_is_relative_1e6(written):
 def test_croissant_style_metadata_and_explicit_path(written, tmp_path):
     path, pool, _ = written
     card = tmp_path / "data.croissant.json"
-    properties = {"sumWeights": float(pool.weights.sum(dtype=np.float64)), "luminosity": 139,
-                  "totalRows": pool.num_events}
+    properties = {
+        "sumWeights": float(pool.weights.sum(dtype=np.float64)),
+        "luminosity": 139,
+        "totalRows": pool.num_events,
+    }
     card.write_text(json.dumps({"croissant": {"dataProperties": properties}}))
     metadata = load_parquet(path, metadata_path=card).metadata
     assert metadata["luminosity"] == 139.0 and metadata["total_rows"] == pool.num_events

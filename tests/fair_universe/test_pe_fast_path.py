@@ -64,14 +64,18 @@ def test_folded_score_equals_the_flax_network_on_standardised_features():
     rng = np.random.default_rng(2)
     pri = ref.random_pri(rng, 2000)
     features = event_features(jnp.asarray(pri))
-    params = {"net": ScoreNet((16, 8)).init(jax.random.key(0), features[:2]),
-              "mean": jnp.mean(features, axis=0), "std": jnp.std(features, axis=0) + 1e-6}
+    params = {
+        "net": ScoreNet((16, 8)).init(jax.random.key(0), features[:2]),
+        "mean": jnp.mean(features, axis=0),
+        "std": jnp.std(features, axis=0) + 1e-6,
+    }
     direct = jax.nn.sigmoid(make_logit_fn((16, 8))(params, features))
     score = classifier_score
     np.testing.assert_allclose(np.asarray(score(params, features)), np.asarray(direct), rtol=1e-5, atol=1e-6)
     blocks = (features[:, :16], features[:, 16:])
-    np.testing.assert_allclose(np.asarray(score(params, blocks)), np.asarray(score(params, features)), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(score(params, blocks)), np.asarray(score(params, features)), rtol=1e-5, atol=1e-6
+    )
     with pytest.raises(ValueError, match="columns"):
         score(params, (features[:, :16],))
 
@@ -81,8 +85,11 @@ def small_pool():
     """A pool of 3000 random events (every process), its noise and its prepared form in 4 blocks."""
     rng = np.random.default_rng(3)
     pri = ref.random_pri(rng, 3000)
-    pool = schema.EventPool(jnp.asarray(pri), jnp.asarray(rng.uniform(0.5, 6.0, 3000), jnp.float32),
-                            jnp.asarray(np.arange(3000) % 4, jnp.int32))
+    pool = schema.EventPool(
+        jnp.asarray(pri),
+        jnp.asarray(rng.uniform(0.5, 6.0, 3000), jnp.float32),
+        jnp.asarray(np.arange(3000) % 4, jnp.int32),
+    )
     noise = pool_met_noise(jax.random.key(1), pool)
     return pool, noise, jax.jit(prepare_pool, static_argnames="n_blocks")(pool, noise, had_pt_order(pool), n_blocks=4)
 
@@ -100,8 +107,9 @@ def test_prepared_pool_is_sorted_by_had_pt_and_padded_with_zero_weights(small_po
     assert np.all(np.asarray(prepared.weights).reshape(-1)[~real] == 0)
 
 
-@pytest.mark.parametrize("mu, nu", [(1.0, schema.NOMINAL_NUISANCES),
-                                    (2.5, np.array([1.04, 0.95, 3.0, 1.1, 1.5, 1.005], np.float32))])
+@pytest.mark.parametrize(
+    "mu, nu", [(1.0, schema.NOMINAL_NUISANCES), (2.5, np.array([1.04, 0.95, 3.0, 1.1, 1.5, 1.005], np.float32))]
+)
 def test_counts_and_features_equal_draw_pseudo_experiment(small_pool, mu, nu):
     pool, noise, prepared = small_pool
     key = pe_key(jax.random.key(5), 3)
@@ -134,8 +142,9 @@ def _straightforward_pes(data, params, conditions, root, max_rate):
     score_fn = classifier_score
     hists = []
     for i in range(conditions.mu_true.shape[0]):
-        pe = draw_pseudo_experiment(pe_key(root, i), data.pool, data.met_noise, conditions.mu_true[i],
-                                    conditions.nu_true[i], max_rate)
+        pe = draw_pseudo_experiment(
+            pe_key(root, i), data.pool, data.met_noise, conditions.mu_true[i], conditions.nu_true[i], max_rate
+        )
         score = score_fn(params.classifier, event_features(pe.pri))
         hists.append(weighted_column_sums(pe.counts, bin_fractions(score, params.templates.edges)))
     return np.asarray(jnp.stack(hists))
@@ -154,8 +163,7 @@ def test_pe_fn_equals_the_straightforward_path_on_sorted_and_unsorted_pools(tiny
     unsorted = PEShared(prepare_pool(data.pool, data.met_noise), shared.templates, shared.classifier, shared.max_rate)
     pe_fn = jax.jit(task.evaluate)
     prepared, plain = pe_fn(shared, conditions, keys), pe_fn(unsorted, conditions, keys)
-    expected = _straightforward_pes(data, params, conditions, root,
-                                    max_event_rate(data.pool, 2.0))
+    expected = _straightforward_pes(data, params, conditions, root, max_event_rate(data.pool, 2.0))
     np.testing.assert_allclose(np.asarray(prepared.hist), expected, rtol=2e-5)
     np.testing.assert_allclose(np.asarray(plain.hist), np.asarray(prepared.hist), rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(prepared.n_events), expected.sum(axis=1).round())

@@ -18,8 +18,9 @@ def pri():
 @pytest.mark.parametrize("angle", [0.3, 2.0, -1.1])
 def test_derived_features_are_invariant_under_a_beam_axis_rotation(pri, angle):
     rotated = rotate_azimuth(pri, angle)
-    np.testing.assert_allclose(np.asarray(derived_features(rotated)), np.asarray(derived_features(pri)),
-                               rtol=2e-4, atol=2e-3)
+    np.testing.assert_allclose(
+        np.asarray(derived_features(rotated)), np.asarray(derived_features(pri)), rtol=2e-4, atol=2e-3
+    )
     cols = [schema.PRI[c] for c in PHI_COLUMNS]
     moved = np.asarray(rotated)[:, cols]
     present = np.asarray(pri)[:, cols] != schema.MISSING

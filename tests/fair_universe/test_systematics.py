@@ -94,12 +94,8 @@ def run(pri, nu, weights=None, process=None):
     "nu",
     [
         NOMINAL_NUISANCES,
-        nuisance_vector(
-            tes=1.05, jes=0.93, soft_met=2.0, ttbar_scale=1.1, diboson_scale=1.4, bkg_scale=1.005
-        ),
-        nuisance_vector(
-            tes=0.92, jes=1.08, soft_met=4.5, ttbar_scale=0.85, diboson_scale=0.2, bkg_scale=0.995
-        ),
+        nuisance_vector(tes=1.05, jes=0.93, soft_met=2.0, ttbar_scale=1.1, diboson_scale=1.4, bkg_scale=1.005),
+        nuisance_vector(tes=0.92, jes=1.08, soft_met=4.5, ttbar_scale=0.85, diboson_scale=0.2, bkg_scale=0.995),
     ],
     ids=["nominal", "up", "down"],
 )
@@ -151,9 +147,7 @@ def test_jes_leaves_pt_tot_invariant_when_no_jet_crosses_threshold(seed, jes):
     pt_tot, sum_pt = DER["DER_pt_tot"], DER["DER_sum_pt"]
     np.testing.assert_allclose(after[:, pt_tot], before[:, pt_tot], rtol=1e-5, atol=2e-3)  # GeV
     np.testing.assert_allclose(
-        after[:, sum_pt] - before[:, sum_pt],
-        (np.float32(jes) - 1) * pri[:, PRI["PRI_jet_all_pt"]],
-        atol=1e-3,
+        after[:, sum_pt] - before[:, sum_pt], (np.float32(jes) - 1) * pri[:, PRI["PRI_jet_all_pt"]], atol=1e-3
     )
 
 
@@ -168,12 +162,7 @@ def test_scale_nuisances_scale_only_their_processes(ttbar_scale, diboson_scale, 
     nu = nuisance_vector(ttbar_scale=ttbar_scale, diboson_scale=diboson_scale, bkg_scale=bkg_scale)
     pri_out, weights_out, passed = systematics_jit(passing(pri), weights, process, nu, met_noise)
     assert np.all(np.asarray(passed))
-    factor = {
-        SIGNAL: 1.0,
-        ZTAUTAU: bkg_scale,
-        TTBAR: ttbar_scale * bkg_scale,
-        DIBOSON: diboson_scale * bkg_scale,
-    }
+    factor = {SIGNAL: 1.0, ZTAUTAU: bkg_scale, TTBAR: ttbar_scale * bkg_scale, DIBOSON: diboson_scale * bkg_scale}
     expected = weights * np.array([factor[p] for p in process], np.float32)
     np.testing.assert_allclose(np.asarray(weights_out), expected, rtol=1e-6)
     nominal, _, _ = systematics_jit(passing(pri), weights, process, NOMINAL_NUISANCES, met_noise)
@@ -410,8 +399,9 @@ def test_shifted_features_match_float64_reference(nu):
         # atol in GeV for momenta and masses (and for the ill-conditioned MET phi where the MET is
         # tiny), in rad or unitless otherwise.
         in_gev = any(word in name for word in ("pt", "mass", "met"))
-        np.testing.assert_allclose(features[ok, k], expected[ok, k], rtol=2e-5, atol=2e-3 if in_gev else 1e-5,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            features[ok, k], expected[ok, k], rtol=2e-5, atol=2e-3 if in_gev else 1e-5, err_msg=name
+        )
 
 
 def test_shifted_features_follow_the_challenge_fallbacks_at_degenerate_events():
@@ -421,7 +411,7 @@ def test_shifted_features_follow_the_challenge_fallbacks_at_degenerate_events():
     noise = np.zeros((len(pri), 2), np.float32)
     ones = np.ones(len(pri), np.float32)
     features, _ = shifted_jit(pri, noise, NOMINAL_NUISANCES)
-    der = np.asarray(features)[:, len(PRI_COLUMNS):]
+    der = np.asarray(features)[:, len(PRI_COLUMNS) :]
     # The systematics recompute the MET; a zero MET gets phi 0, as in the challenge.
     ref_pri, _, _ = ref.apply_systematics(pri, ones, np.zeros(len(pri), np.int32), NOMINAL_NUISANCES, noise)
     np.testing.assert_allclose(der, ref.derived_features(ref_pri), rtol=1e-5, atol=1e-4)
@@ -433,8 +423,12 @@ def jet_threshold_events():
     """Events whose jets cross the 26 GeV jet threshold under jes = 0.93 or 1.08."""
     rows = []
     for leading, subleading, n_jets in [(27.0, 25.0, 2), (25.0, 24.0, 2), (27.5, 26.5, 3), (25.5, MISSING, 1)]:
-        row = one_event(jet_leading_pt=leading, jet_subleading_pt=subleading, n_jets=float(n_jets),
-                        jet_all_pt=leading + max(subleading, 0.0) + (20.0 if n_jets == 3 else 0.0))
+        row = one_event(
+            jet_leading_pt=leading,
+            jet_subleading_pt=subleading,
+            n_jets=float(n_jets),
+            jet_all_pt=leading + max(subleading, 0.0) + (20.0 if n_jets == 3 else 0.0),
+        )
         if n_jets < 2:
             for quantity in ("pt", "eta", "phi"):
                 row[0, PRI[f"PRI_jet_subleading_{quantity}"]] = MISSING

@@ -155,8 +155,9 @@ def test_challenge_style_submission_is_evaluated_on_jaxbench_pes(tiny_estimator)
     assert np.all(out["p16"] < out["p84"]) and np.all(np.isfinite(out["mu_hat"]))
     # The rows handed to predict() are the PE's counts materialised: the same events jaxbench bins.
     for i in range(4):
-        pe = draw_pseudo_experiment(pe_key(root, i), pool, noise, conditions["mu_true"][i], conditions["nu_true"][i],
-                                    max_event_rate(pool, 2.0))
+        pe = draw_pseudo_experiment(
+            pe_key(root, i), pool, noise, conditions["mu_true"][i], conditions["nu_true"][i], max_event_rate(pool, 2.0)
+        )
         features = np.asarray(event_features(pe.pri))
         mass, had_pt = features[:, 16 + 1], features[:, 3]
         selected = (mass > 60) & (mass < 110) & (had_pt > 40)
@@ -175,5 +176,6 @@ def test_a_submission_missing_an_output_is_named(tiny_estimator):
     conditions = fu.pe_conditions(jax.random.key(8), _config(task, mu_values=(1.0,), n_pe_per_mu=1))
     conditions = {"index": np.arange(1), **conditions._asdict()}
     with pytest.raises(SubmissionError, match="delta_mu_hat"):
-        evaluate_submission(Broken, data.train, pool, pool_met_noise(jax.random.key(6), pool),
-                            conditions, jax.random.key(1))
+        evaluate_submission(
+            Broken, data.train, pool, pool_met_noise(jax.random.key(6), pool), conditions, jax.random.key(1)
+        )

@@ -128,9 +128,7 @@ def test_penalty_is_continuous_at_band_edges():
 @given(interval_sets())
 def test_agrees_with_float64_reference(intervals):
     mu, p16, p84 = intervals
-    score, width, coverage, penalty = reference_quantiles_score(
-        mu.tolist(), p16.tolist(), p84.tolist()
-    )
+    score, width, coverage, penalty = reference_quantiles_score(mu.tolist(), p16.tolist(), p84.tolist())
     result = score_fn(mu, p16, p84)
     np.testing.assert_allclose(result.width, width, rtol=1e-5, atol=1e-6)
     assert float(result.coverage) == pytest.approx(coverage, rel=1e-6)
@@ -181,10 +179,7 @@ def test_mask_equals_dropping_rows(intervals, data):
     padded16 = np.where(mask, p16, np.nan).astype(np.float32)  # padding must never leak
     padded84 = np.where(mask, p84, np.inf).astype(np.float32)
     chex.assert_trees_all_close(
-        score_fn(mu, padded16, padded84, mask=mask),
-        score_fn(mu[mask], p16[mask], p84[mask]),
-        rtol=1e-5,
-        atol=1e-6,
+        score_fn(mu, padded16, padded84, mask=mask), score_fn(mu[mask], p16[mask], p84[mask]), rtol=1e-5, atol=1e-6
     )
 
 
@@ -200,17 +195,13 @@ def test_per_group_matches_numpy_loop():
     half = rng.uniform(0.05, 0.5, n).astype(np.float32)
     p16, p84 = centre - half, centre + half
     mask = rng.random(n) < 0.8
-    result = jax.jit(per_group_coverage, static_argnames="num_groups")(
-        mu, p16, p84, groups, num_groups, mask=mask
-    )
+    result = jax.jit(per_group_coverage, static_argnames="num_groups")(mu, p16, p84, groups, num_groups, mask=mask)
     for g in range(num_groups):
         rows = (groups == g) & mask
         if not rows.any():
             assert float(result.n[g]) == 0 and np.isnan(result.coverage[g])
             continue
-        score, width, coverage, _ = reference_quantiles_score(
-            mu[rows].tolist(), p16[rows].tolist(), p84[rows].tolist()
-        )
+        score, width, coverage, _ = reference_quantiles_score(mu[rows].tolist(), p16[rows].tolist(), p84[rows].tolist())
         assert float(result.n[g]) == rows.sum()
         np.testing.assert_allclose(result.width[g], width, rtol=1e-5)
         np.testing.assert_allclose(result.coverage[g], coverage, rtol=1e-6)
@@ -235,9 +226,7 @@ def test_bootstrap_is_deterministic_per_key():
     # resample i depends on fold_in(key, i) only, not on how many are drawn (batched sums may
     # round differently, hence the float32 tolerance)
     chex.assert_trees_all_close(
-        jax.tree.map(lambda x: x[:50], first),
-        boot_fn(jax.random.key(3), *intervals, num_resamples=50),
-        rtol=1e-5,
+        jax.tree.map(lambda x: x[:50], first), boot_fn(jax.random.key(3), *intervals, num_resamples=50), rtol=1e-5
     )
 
 
@@ -266,12 +255,16 @@ def test_codabench_scores_layout_and_values():
     # quantiles_score = -ln(1.001) = -0.0009995
     mu_hat, p16, p84 = np.array([1.5, 0.5]), np.array([1.0, 0.0]), np.array([2.0, 1.0])
     scores = codabench_scores(1.0, mu_hat, p16, p84)
-    assert list(scores) == [
-        "quantiles_score", "interval", "coverage", "rmse", "mae", "n_pseudo_experiments"
-    ]
+    assert list(scores) == ["quantiles_score", "interval", "coverage", "rmse", "mae", "n_pseudo_experiments"]
     assert all(isinstance(v, (float, int)) for v in scores.values())
-    expected = {"interval": 1.0, "coverage": 1.0, "rmse": 0.5, "mae": 0.5,
-                "quantiles_score": -math.log(1.001), "n_pseudo_experiments": 2}
+    expected = {
+        "interval": 1.0,
+        "coverage": 1.0,
+        "rmse": 0.5,
+        "mae": 0.5,
+        "quantiles_score": -math.log(1.001),
+        "n_pseudo_experiments": 2,
+    }
     assert scores == pytest.approx(expected, rel=1e-6, abs=1e-6)  # float32
     # explicit delta_mu_hat = 0.25: rmse_i = sqrt(0.25 + (0.25 - 0.0625)^2) = 0.534000,
     # mae_i = 0.5 + |0.5 - 0.25| = 0.75

@@ -43,9 +43,7 @@ class ToyModel(NamedTuple):
 _A_BINS = np.arange(20)
 _A_SIGNAL = 300 * np.exp(-0.5 * ((_A_BINS - 10) / 2.0) ** 2) / np.sqrt(2 * np.pi * 2.0**2)
 _A_BACKGROUND = np.full(20, 50.0)
-PEAK = ToyModel(
-    lambda mu, alpha, xp: mu * _A_SIGNAL + _A_BACKGROUND, np.zeros(0), np.zeros(0), 1.0
-)
+PEAK = ToyModel(lambda mu, alpha, xp: mu * _A_SIGNAL + _A_BACKGROUND, np.zeros(0), np.zeros(0), 1.0)
 
 # (b) Shaped like the FAIR Universe H->tautau task: 15 score bins, backgrounds from ~1e6 (low score)
 # to ~10-100 (high score), 1000 signal events rising with score. Nuisances: three normalisations
@@ -71,26 +69,18 @@ def _hep_expected(mu, alpha, xp):
 
 
 HEP = ToyModel(
-    _hep_expected,
-    np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]),
-    np.array([0.001, 0.02, 0.25, 0.01, 0.01, 1.0]),
-    1.0,
+    _hep_expected, np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]), np.array([0.001, 0.02, 0.25, 0.01, 0.01, 1.0]), 1.0
 )
 
 # (c) A handful of events: mu near 0, asymmetric interval, a 10% background normalisation.
 _C_SIGNAL = np.array([0.5, 1.0, 1.5, 2.0])
 _C_BACKGROUND = np.array([6.0, 4.0, 3.0, 2.0])
 LOW_COUNTS = ToyModel(
-    lambda mu, alpha, xp: mu * _C_SIGNAL + alpha[0] * _C_BACKGROUND,
-    np.array([1.0]),
-    np.array([0.1]),
-    0.0,
+    lambda mu, alpha, xp: mu * _C_SIGNAL + alpha[0] * _C_BACKGROUND, np.array([1.0]), np.array([0.1]), 0.0
 )
 # Nominal, below and above it; [4, 3, 1, 1] and [2, 1, 0, 1] put the lower edge near the zero-yield
 # boundary mu = -alpha of the last bin.
-LOW_COUNT_HISTOGRAMS = np.array(
-    [[6, 4, 3, 2], [4, 3, 1, 1], [7, 5, 4, 5], [8, 5, 2, 3], [2, 1, 0, 1]], float
-)
+LOW_COUNT_HISTOGRAMS = np.array([[6, 4, 3, 2], [4, 3, 1, 1], [7, 5, 4, 5], [8, 5, 2, 3], [2, 1, 0, 1]], float)
 
 
 def minos_interval(model: ToyModel, counts: np.ndarray, fix_nuisances: bool = False):
@@ -143,11 +133,7 @@ def hep_toys():
     return HEP.sample(np.random.default_rng(7), 300)
 
 
-@given(
-    counts=st.integers(0, 10_000_000),
-    ratio=st.sampled_from([1.0]) | st.floats(0.5, 2.0),
-    pull=st.floats(-5.0, 5.0),
-)
+@given(counts=st.integers(0, 10_000_000), ratio=st.sampled_from([1.0]) | st.floats(0.5, 2.0), pull=st.floats(-5.0, 5.0))
 def test_poisson_nll_is_accurate_in_float32_at_large_counts(counts, ratio, pull):
     # lam within a few sqrt(n) of n (near a fit's minimum) or off by a factor (far from it).
     lam32 = np.float32(max(counts * ratio + pull * np.sqrt(counts), 1e-3))
@@ -198,9 +184,7 @@ def test_profile_interval_matches_minos_hep_like_model(hep_fit):
 
 
 def test_profile_interval_matches_minos_low_counts_asymmetric():
-    fit = make_profile_fit(
-        LOW_COUNTS.jax_expected, LOW_COUNTS.center, LOW_COUNTS.sigma, mu_init=0.0
-    )
+    fit = make_profile_fit(LOW_COUNTS.jax_expected, LOW_COUNTS.center, LOW_COUNTS.sigma, mu_init=0.0)
     for counts in LOW_COUNT_HISTOGRAMS:
         result = fit(counts)
         mu_hat, p16, p84 = reference = minos_interval(LOW_COUNTS, counts)
@@ -212,9 +196,7 @@ def test_profile_interval_matches_minos_low_counts_asymmetric():
 
 
 def test_stat_only_fit_equals_fit_with_nuisances_fixed(hep_stat_only_fit):
-    frozen = make_profile_fit(
-        lambda mu, alpha: HEP.jax_expected(mu, HEP.center), np.zeros(0), np.zeros(0)
-    )
+    frozen = make_profile_fit(lambda mu, alpha: HEP.jax_expected(mu, HEP.center), np.zeros(0), np.zeros(0))
     for counts in HEP.sample(np.random.default_rng(2), 3):
         stat_only, fixed = hep_stat_only_fit(counts), frozen(counts)
         for name in ("mu_hat", "p16", "p84", "nll_min", "sigma_hessian"):
@@ -237,9 +219,7 @@ def test_vmap_over_pseudo_experiments_matches_single_fits(hep_fit, hep_toys):
         def pulls(alpha):
             return (np.asarray(alpha, np.float64) - HEP.center) / HEP.sigma
 
-        np.testing.assert_allclose(
-            pulls(batched.nuisances_hat[i]), pulls(single.nuisances_hat), atol=1e-2
-        )
+        np.testing.assert_allclose(pulls(batched.nuisances_hat[i]), pulls(single.nuisances_hat), atol=1e-2)
         assert float(batched.nll_min[i]) == pytest.approx(float(single.nll_min), abs=1e-3)
         assert bool(batched.converged[i]) == bool(single.converged)
 
@@ -275,9 +255,7 @@ def test_fit_compiles_once_per_shape():
     assert len(traces) == 2 * calls_per_trace
 
 
-def test_profiled_interval_covers_while_stat_only_under_covers(
-    hep_fit, hep_stat_only_fit, hep_toys
-):
+def test_profiled_interval_covers_while_stat_only_under_covers(hep_fit, hep_stat_only_fit, hep_toys):
     n = len(hep_toys)
     band = 3 * np.sqrt(ONE_SIGMA * (1 - ONE_SIGMA) / n)
     profiled = jax.jit(jax.vmap(hep_fit))(hep_toys)
@@ -305,9 +283,7 @@ assert result.mu_hat.dtype == jnp.float64, result.mu_hat.dtype
 assert_matches_minos(result, minos_interval(HEP, counts), fraction_of_width=1e-3)
 """
     env = {**os.environ, "JAX_ENABLE_X64": "1"}
-    run = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
-    )
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
 
 

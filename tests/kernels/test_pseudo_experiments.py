@@ -61,8 +61,9 @@ def test_counts_do_not_depend_on_the_rate_bound():
         np.testing.assert_array_equal(np.asarray(poisson_counts(key, rates, bound)), tight)
     # The widest branch of the ladder gives the same counts as well (K = 69 for a bound of 20.14).
     u = jax.random.uniform(key, rates.shape)
-    np.testing.assert_array_equal(np.asarray(poisson_counts_from_uniforms(u, rates.at[0].set(19.0), 20.14))[1:],
-                                  tight[1:])
+    np.testing.assert_array_equal(
+        np.asarray(poisson_counts_from_uniforms(u, rates.at[0].set(19.0), 20.14))[1:], tight[1:]
+    )
     assert rate_ladder(20.14) == (8.0, 20.14) and rate_ladder(6.8) == (2.0, 6.8) and rate_ladder(1.5) == (1.5,)
 
 
@@ -71,6 +72,7 @@ def test_counts_from_uniforms_are_the_keyed_counts():
     key = jax.random.key(4)
     np.testing.assert_array_equal(
         np.asarray(poisson_counts_from_uniforms(jax.random.uniform(key, rates.shape), rates, 5.0)),
-        np.asarray(poisson_counts(key, rates, 5.0)))
+        np.asarray(poisson_counts(key, rates, 5.0)),
+    )
     with pytest.raises(ValueError, match="jax.random.poisson"):
         poisson_counts_from_uniforms(jnp.zeros(3), jnp.ones(3), 2 * INVERSE_CDF_MAX_RATE)

@@ -40,14 +40,19 @@ def test_rank_and_correlations_match_scipy():
     x = np.round(rng.normal(size=400), 1)  # many ties
     y = x**3 + rng.normal(scale=0.5, size=400)
     np.testing.assert_allclose(np.asarray(stats.rank(jnp.asarray(x))), scipy.stats.rankdata(x))
-    np.testing.assert_allclose(float(stats.pearson(jnp.asarray(x), jnp.asarray(y))), scipy.stats.pearsonr(x, y)[0],
-                               rtol=1e-5)
-    np.testing.assert_allclose(float(stats.spearman(jnp.asarray(x), jnp.asarray(y))), scipy.stats.spearmanr(x, y)[0],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        float(stats.pearson(jnp.asarray(x), jnp.asarray(y))), scipy.stats.pearsonr(x, y)[0], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        float(stats.spearman(jnp.asarray(x), jnp.asarray(y))), scipy.stats.spearmanr(x, y)[0], rtol=1e-5
+    )
     fit = stats.linear_fit(jnp.asarray(x), jnp.asarray(y))
     ref = scipy.stats.linregress(x, y)
-    np.testing.assert_allclose([float(fit.slope), float(fit.intercept), float(fit.slope_err), float(fit.r2)],
-                               [ref.slope, ref.intercept, ref.stderr, ref.rvalue**2], rtol=1e-4)
+    np.testing.assert_allclose(
+        [float(fit.slope), float(fit.intercept), float(fit.slope_err), float(fit.r2)],
+        [ref.slope, ref.intercept, ref.stderr, ref.rvalue**2],
+        rtol=1e-4,
+    )
     assert float(stats.pearson(jnp.ones(5), jnp.arange(5.0))) == 0.0  # constant input: no NaN
 
 

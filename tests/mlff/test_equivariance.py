@@ -70,8 +70,12 @@ def test_nequip_forces_are_o3_equivariant_by_e3nn_and_by_the_study():
     # A random rotation and the inversion: NequIP's features have natural parity, so E is O(3) invariant.
     vectors = e3nn.IrrepsArray("1o", jnp.asarray(positions, jnp.float32))
     e3nn.utils.assert_equivariant(forces, jax.random.key(1), vectors, atol=1e-4, rtol=1e-4)
-    result = equivariance.equivariance_test(lambda x: nequip.energy_and_forces(params, species, x, shifted=False),
-                                            jnp.asarray(positions, jnp.float32)[None], species, jax.random.key(2),
-                                            n_trials=2)
+    result = equivariance.equivariance_test(
+        lambda x: nequip.energy_and_forces(params, species, x, shifted=False),
+        jnp.asarray(positions, jnp.float32)[None],
+        species,
+        jax.random.key(2),
+        n_trials=2,
+    )
     for kind, errors in result.summary["max_errors"].items():
         assert errors["energy_rel"] < 1e-4 and errors["forces_rel"] < 1e-4, (kind, errors)

@@ -15,8 +15,9 @@ TINY = ["--preset", "tiny", "--no-progress"]
 
 def jaxbench_cli(*args, cache, timeout=900):
     env = {**os.environ, "JAXBENCH_CACHE": str(cache), "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    return subprocess.run([sys.executable, "-m", "jaxbench.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "jaxbench.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +58,14 @@ def test_run_reports_test_window_errors_in_mev(studied_run):
 def test_every_study_is_written_and_reported(studied_run):
     out, _, _ = studied_run
     html = (out / "report.html").read_text()
-    for name, title in (("sample_efficiency", "Sample efficiency"), ("time_window_grid", "Time-domain extrapolation"),
-                        ("similarity", "Training-test similarity"), ("equivariance", "Equivariance test"),
-                        ("breakdown", "Per-sample breakdown"), ("correlation", "Metric correlation")):
+    for name, title in (
+        ("sample_efficiency", "Sample efficiency"),
+        ("time_window_grid", "Time-domain extrapolation"),
+        ("similarity", "Training-test similarity"),
+        ("equivariance", "Equivariance test"),
+        ("breakdown", "Per-sample breakdown"),
+        ("correlation", "Metric correlation"),
+    ):
         assert (out / "studies" / name / "table.csv").exists(), name
         assert f"Study: {title}" in html
     efficiency = records.read_json(out / "studies" / "sample_efficiency" / "result.json")["summary"]
@@ -95,8 +101,12 @@ def test_rmd17_files_run_with_the_published_split(studied_run, tmp_path):
     # keeps the forces and the error metrics as they are.
     dft_like = (2 * -37.845 + 6 * -0.5 - 75.067) * HARTREE_IN_EV
     shift = dft_like - np.median(traj.energy)
-    shuffled = traj._replace(positions=traj.positions[perm], energy=traj.energy[perm] + shift,
-                             forces=traj.forces[perm], time_index=traj.time_index[perm])
+    shuffled = traj._replace(
+        positions=traj.positions[perm],
+        energy=traj.energy[perm] + shift,
+        forces=traj.forces[perm],
+        time_index=traj.time_index[perm],
+    )
     root = tmp_path / "rmd17"
     write_rmd17(root / "npz_data" / "rmd17_ethanol.npz", shuffled)
     splits = root / "splits"
@@ -104,8 +114,20 @@ def test_rmd17_files_run_with_the_published_split(studied_run, tmp_path):
     np.savetxt(splits / "index_train_01.csv", np.arange(0, 120), fmt="%d")
     np.savetxt(splits / "index_test_01.csv", np.arange(120, 240), fmt="%d")
     run = tmp_path / "run"
-    result = jaxbench_cli("run", "mlff_aspirin-v0", *TINY, "--set", "data.split=published", "--set",
-                          "data.check_units=true", "--data", str(root), "--out", str(run), cache=cache)
+    result = jaxbench_cli(
+        "run",
+        "mlff_aspirin-v0",
+        *TINY,
+        "--set",
+        "data.split=published",
+        "--set",
+        "data.check_units=true",
+        "--data",
+        str(root),
+        "--out",
+        str(run),
+        cache=cache,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = records.read_json(run / "manifest.json")
     assert any(k.endswith("rmd17_ethanol.npz") for k in manifest["data_checksums"])
@@ -116,9 +138,13 @@ def test_rmd17_files_run_with_the_published_split(studied_run, tmp_path):
 
 
 def test_bad_config_and_a_published_split_without_files_are_named(tmp_path):
-    for setting, named in (("split=random", "split must be one of"), ("molecule=benzene", "benzene"),
-                           ("data.split=published", "--data PATH")):
-        result = jaxbench_cli("run", "mlff_aspirin-v0", "--preset", "tiny", "--set", setting,
-                              "--out", str(tmp_path / "r"), cache=tmp_path)
+    for setting, named in (
+        ("split=random", "split must be one of"),
+        ("molecule=benzene", "benzene"),
+        ("data.split=published", "--data PATH"),
+    ):
+        result = jaxbench_cli(
+            "run", "mlff_aspirin-v0", "--preset", "tiny", "--set", setting, "--out", str(tmp_path / "r"), cache=tmp_path
+        )
         assert result.returncode == 2 and named in result.stderr, result.stderr[-2000:]
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()

@@ -219,6 +219,7 @@ def test_masked_edges_get_a_unit_dummy_vector():
     geometry = graph.edge_geometry(g)
     assert g.senders.shape == (6,) and not np.any(np.asarray(geometry.mask))
     np.testing.assert_array_equal(geometry.lengths, np.ones(6))
+
     def total_length(x):
         return jnp.sum(graph.edge_geometry(graph.molecule_graph(jnp.asarray(species), x, 4.0)).lengths)
 

@@ -174,8 +174,7 @@ def test_nanometre_coordinates_are_caught(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "scale, unit",
-    [(1.0 / data.HARTREE_IN_KCAL_PER_MOL, "Hartree"), (EV_PER_KCAL_MOL, "eV"), (4.184, "kJ/mol")],
+    "scale, unit", [(1.0 / data.HARTREE_IN_KCAL_PER_MOL, "Hartree"), (EV_PER_KCAL_MOL, "eV"), (4.184, "kJ/mol")]
 )
 def test_energy_units_are_caught(tmp_path, scale, unit):
     path = write_archive(tmp_path, modified(energies=lambda e: e * scale))

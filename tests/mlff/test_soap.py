@@ -302,9 +302,7 @@ def test_unknown_species_is_refused_with_the_fix():
         describe(CONFIG, np.where(species == 8, 7, species), positions[None])
 
 
-@pytest.mark.parametrize(
-    "field", [{"r_cut": 0.9}, {"sigma": 0.0}, {"n_max": 0}, {"l_max": -1}, {"species": (0, 1)}]
-)
+@pytest.mark.parametrize("field", [{"r_cut": 0.9}, {"sigma": 0.0}, {"n_max": 0}, {"l_max": -1}, {"species": (0, 1)}])
 def test_bad_config_is_refused(field):
     with pytest.raises(ConfigError):
         soap.SoapConfig(**field)

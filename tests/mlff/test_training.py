@@ -41,8 +41,10 @@ def test_tiny_training_lowers_held_out_force_error_below_half_the_force_spread(d
     summary = training.summarise(evaluation, data.species)
     force_spread = 1e3 * float(np.std(data.forces[TEST]))  # meV/Å
     energy_spread = 1e3 * float(np.std(data.energy[TEST]))  # meV
-    print(f"held-out force MAE {summary['force_mae_mev_per_a']:.0f} meV/Å (force std {force_spread:.0f}); "
-          f"energy MAE {summary['energy_mae_mev']:.0f} meV (energy std {energy_spread:.0f})")
+    print(
+        f"held-out force MAE {summary['force_mae_mev_per_a']:.0f} meV/Å (force std {force_spread:.0f}); "
+        f"energy MAE {summary['energy_mae_mev']:.0f} meV (energy std {energy_spread:.0f})"
+    )
     assert np.all(np.isfinite(history.loss))
     assert np.mean(history.loss[-50:]) < 0.2 * np.mean(history.loss[:10])
     assert summary["force_mae_mev_per_a"] < 0.5 * force_spread
@@ -64,8 +66,13 @@ def test_resumed_training_ends_with_the_params_of_an_uninterrupted_run(data, sho
         )
     seen = []
     params, history = training.train(
-        jax.random.key(7), data, TRAIN, nequip.TINY, checkpoint_dir=tmp_path,
-        callback=lambda step, h: seen.append(step), **SHORT
+        jax.random.key(7),
+        data,
+        TRAIN,
+        nequip.TINY,
+        checkpoint_dir=tmp_path,
+        callback=lambda step, h: seen.append(step),
+        **SHORT,
     )
     assert seen == [30]  # it resumed at step 20, not from scratch
     reference_params, reference_history = short_run
@@ -76,8 +83,9 @@ def test_resumed_training_ends_with_the_params_of_an_uninterrupted_run(data, sho
 def test_resuming_with_other_settings_is_a_config_error(data, tmp_path):
     training.train(jax.random.key(7), data, TRAIN, nequip.TINY, checkpoint_dir=tmp_path, **SHORT)
     with pytest.raises(ConfigError, match="settings"):
-        training.train(jax.random.key(7), data, TRAIN, nequip.TINY, checkpoint_dir=tmp_path, learning_rate=0.02,
-                       **SHORT)
+        training.train(
+            jax.random.key(7), data, TRAIN, nequip.TINY, checkpoint_dir=tmp_path, learning_rate=0.02, **SHORT
+        )
 
 
 def test_train_many_equals_training_each_model_separately(data, short_run):
@@ -111,10 +119,12 @@ def test_evaluate_gives_per_sample_errors_independent_of_batching(data, short_ru
     # The energy error is prediction minus reference in meV: check it against the total energy.
     energy, forces = nequip.energy_and_forces(params, data.species, data.positions[idx])
     reference_energy, reference_forces = data.energy[idx], data.forces[idx]
-    np.testing.assert_allclose(evaluation.energy_error_mev, 1e3 * (np.asarray(energy, np.float64) - reference_energy),
-                               atol=0.5)
-    np.testing.assert_allclose(evaluation.force_error_mev, 1e3 * (np.asarray(forces, np.float64) - reference_forces),
-                               atol=1e-2)
+    np.testing.assert_allclose(
+        evaluation.energy_error_mev, 1e3 * (np.asarray(energy, np.float64) - reference_energy), atol=0.5
+    )
+    np.testing.assert_allclose(
+        evaluation.force_error_mev, 1e3 * (np.asarray(forces, np.float64) - reference_forces), atol=1e-2
+    )
 
 
 def test_force_mae_per_species_averages_the_components_of_each_element():

@@ -45,18 +45,22 @@ def test_fit_matches_scipy_curve_fit_in_float64():
     """On noisy trajectories both find the same least-squares optimum: omega0 and zeta to 1e-5 (float32 gives ~1e-7)."""
     rng = np.random.default_rng(7)
     t = np.asarray(T, np.float64)
-    for a, zeta, omega0, phi in [(1.0, 0.05, 2.0, 0.3), (0.7, 0.15, 4.5, -2.0), (1.8, 0.02, 5.5, 1.2),
-                                 (1.2, 0.1, 1.3, 2.9)]:
+    for a, zeta, omega0, phi in [
+        (1.0, 0.05, 2.0, 0.3),
+        (0.7, 0.15, 4.5, -2.0),
+        (1.8, 0.02, 5.5, 1.2),
+        (1.2, 0.1, 1.3, 2.9),
+    ]:
         y = damped_cosine_float64(t, a, zeta, omega0, phi) + 0.1 * rng.standard_normal(t.size)
         theta = np.asarray(fit_one(T, jnp.asarray(y, jnp.float32), PRIOR))
-        reference, _ = curve_fit(damped_cosine_float64, t, y, p0=(a, zeta, omega0, phi), method="lm",
-                                 xtol=1e-12, ftol=1e-12)
+        reference, _ = curve_fit(
+            damped_cosine_float64, t, y, p0=(a, zeta, omega0, phi), method="lm", xtol=1e-12, ftol=1e-12
+        )
         assert theta[2] == pytest.approx(reference[2], rel=1e-5), (theta, reference)
         assert theta[1] == pytest.approx(reference[1], abs=1e-5), (theta, reference)
 
 
-@given(zeta=st.floats(0.01, 0.2), omega0=st.floats(1.0, 6.0), amplitude=st.floats(0.5, 2.0),
-       phi=st.floats(-3.1, 3.1))
+@given(zeta=st.floats(0.01, 0.2), omega0=st.floats(1.0, 6.0), amplitude=st.floats(0.5, 2.0), phi=st.floats(-3.1, 3.1))
 def test_noiseless_trajectories_recover_omega0_and_zeta(zeta, omega0, amplitude, phi):
     """Without noise the fit lands on the truth: omega0 to 1e-5 relative, zeta to 1e-5, over the whole prior range."""
     x = oscillator.trajectory(jnp.array([amplitude, zeta, omega0, phi], jnp.float32), T)
@@ -76,8 +80,10 @@ def test_measurement_noise_comes_from_the_evaluation_keys():
     np.testing.assert_array_equal(first["omega0"], again["omega0"])
     assert not np.allclose(first["omega0"], other["omega0"])
     quiet = {**shared, "noise_sigma": jnp.float32(0.0)}
-    np.testing.assert_allclose(oscillator.evaluate(quiet, items, keys)["omega0"],
-                               oscillator.evaluate(quiet, items, jax.random.split(jax.random.key(2), 4))["omega0"])
+    np.testing.assert_allclose(
+        oscillator.evaluate(quiet, items, keys)["omega0"],
+        oscillator.evaluate(quiet, items, jax.random.split(jax.random.key(2), 4))["omega0"],
+    )
 
 
 def test_conformance():
@@ -95,12 +101,15 @@ def test_published_format_round_trips_exactly(tmp_path):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(data, name))
 
 
-@pytest.mark.parametrize("broken, key", [
-    (lambda arrays: arrays.pop("zeta"), "zeta"),
-    (lambda arrays: arrays.update(omega0=arrays["omega0"][:-1]), "omega0"),
-    (lambda arrays: arrays.update(t=arrays["t"][:, :-1]), "t"),
-    (lambda arrays: arrays.update(x=arrays["x"][:, 0]), "x"),
-])
+@pytest.mark.parametrize(
+    "broken, key",
+    [
+        (lambda arrays: arrays.pop("zeta"), "zeta"),
+        (lambda arrays: arrays.update(omega0=arrays["omega0"][:-1]), "omega0"),
+        (lambda arrays: arrays.update(t=arrays["t"][:, :-1]), "t"),
+        (lambda arrays: arrays.update(x=arrays["x"][:, 0]), "x"),
+    ],
+)
 def test_bad_file_names_the_key(tmp_path, broken, key):
     arrays = {name: np.asarray(value) for name, value in tiny_data()._asdict().items()}
     broken(arrays)
@@ -111,7 +120,7 @@ def test_bad_file_names_the_key(tmp_path, broken, key):
 
 
 def test_file_without_test_rows_is_refused(tmp_path):
-    data = jax.tree.map(lambda a: a[:CONFIG.n_train], tiny_data())
+    data = jax.tree.map(lambda a: a[: CONFIG.n_train], tiny_data())
     path = oscillator.save(tmp_path / "train_only", data, CONFIG)
     with pytest.raises(DataFormatError, match="N > n_train"):
         oscillator.load(path, jax.random.key(0), CONFIG)
@@ -127,9 +136,25 @@ def test_config_is_validated():
 def test_cli_run_writes_metrics_report_and_the_three_studies(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    result = subprocess.run([sys.executable, "-m", "jaxbench.cli", "run", "oscillator-v0", "--preset", "tiny",
-                             "--no-progress", "--out", str(out), "--study", "all"],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxbench.cli",
+            "run",
+            "oscillator-v0",
+            "--preset",
+            "tiny",
+            "--no-progress",
+            "--out",
+            str(out),
+            "--study",
+            "all",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert {c.metric for c in oscillator_config.CRITERIA} <= set(metrics)
@@ -142,8 +167,12 @@ def test_cli_run_writes_metrics_report_and_the_three_studies(tmp_path):
 
 # The custom study of docs/adding_a_task.md, verbatim: a task can bring a study kind without editing the core.
 
-NOISE_SCAN = StudyInfo("noise_scan", "Noise scan", "How fast do the errors grow with the measurement noise?",
-                       line_plot("noise sigma (units of x)", "Median per-sample errors vs the measurement noise."))
+NOISE_SCAN = StudyInfo(
+    "noise_scan",
+    "Noise scan",
+    "How fast do the errors grow with the measurement noise?",
+    line_plot("noise sigma (units of x)", "Median per-sample errors vs the measurement noise."),
+)
 
 
 def noise_scan(sigmas: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.4)) -> Study:

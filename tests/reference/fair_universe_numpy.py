@@ -30,9 +30,7 @@ JETS = ("leading", "subleading")
 
 def four_vector(pt: float, eta: float, phi: float) -> np.ndarray:
     """(px, py, pz, E) of a massless object."""
-    return np.array(
-        [pt * math.cos(phi), pt * math.sin(phi), pt * math.sinh(eta), pt * math.cosh(eta)]
-    )
+    return np.array([pt * math.cos(phi), pt * math.sin(phi), pt * math.sinh(eta), pt * math.cosh(eta)])
 
 
 def _pt_vector(pt: float, phi: float) -> np.ndarray:
@@ -76,8 +74,7 @@ def derived_event(e: dict[str, float]) -> list[float]:
     met = np.array([*_pt_vector(e["PRI_met"], e["PRI_met_phi"]), 0.0, e["PRI_met"]])
     n_jets = int(round(e["PRI_n_jets"]))
     jets = [
-        four_vector(e[f"PRI_jet_{j}_pt"], e[f"PRI_jet_{j}_eta"], e[f"PRI_jet_{j}_phi"])
-        for j in JETS[: min(n_jets, 2)]
+        four_vector(e[f"PRI_jet_{j}_pt"], e[f"PRI_jet_{j}_eta"], e[f"PRI_jet_{j}_phi"]) for j in JETS[: min(n_jets, 2)]
     ]
 
     met_lep = met + lep
@@ -105,9 +102,7 @@ def derived_event(e: dict[str, float]) -> list[float]:
         deltaeta,
         mass_jj,
         prodeta,
-        math.hypot(
-            e["PRI_lep_eta"] - e["PRI_had_eta"], delta_phi(e["PRI_lep_phi"], e["PRI_had_phi"])
-        ),
+        math.hypot(e["PRI_lep_eta"] - e["PRI_had_eta"], delta_phi(e["PRI_lep_phi"], e["PRI_had_phi"])),
         math.hypot(total[0], total[1]),
         e["PRI_had_pt"] + e["PRI_lep_pt"] + e["PRI_jet_all_pt"],
         e["PRI_lep_pt"] / e["PRI_had_pt"],
@@ -158,27 +153,16 @@ def systematics_event(
 
 
 def apply_systematics(
-    pri: np.ndarray,
-    weights: np.ndarray,
-    process: np.ndarray,
-    nuisances: np.ndarray,
-    met_noise: np.ndarray,
+    pri: np.ndarray, weights: np.ndarray, process: np.ndarray, nuisances: np.ndarray, met_noise: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Float64 (pri_out, weights_out, passed); weights_out is 0 for events that fail."""
     tes, jes, soft_met, ttbar_scale, diboson_scale, bkg_scale = map(float, nuisances)
-    factor = {
-        SIGNAL: 1.0,
-        ZTAUTAU: bkg_scale,
-        TTBAR: ttbar_scale * bkg_scale,
-        DIBOSON: diboson_scale * bkg_scale,
-    }
+    factor = {SIGNAL: 1.0, ZTAUTAU: bkg_scale, TTBAR: ttbar_scale * bkg_scale, DIBOSON: diboson_scale * bkg_scale}
     pri_out = np.empty(pri.shape, np.float64)
     weights_out = np.empty(len(pri), np.float64)
     passed = np.empty(len(pri), bool)
     for i, row in enumerate(pri):
-        event, passed[i] = systematics_event(
-            dict(zip(PRI_COLUMNS, map(float, row))), tes, jes, soft_met, met_noise[i]
-        )
+        event, passed[i] = systematics_event(dict(zip(PRI_COLUMNS, map(float, row))), tes, jes, soft_met, met_noise[i])
         pri_out[i] = [event[name] for name in PRI_COLUMNS]
         weights_out[i] = float(weights[i]) * factor[int(process[i])] if passed[i] else 0.0
     return pri_out, weights_out, passed
@@ -190,6 +174,7 @@ def random_pri(rng: np.random.Generator, n: int, jet_pt_min: float = 20.0) -> np
     Lepton and tau pT start at 15 GeV, so some events fail the cuts; missing jets are MISSING and
     PRI_jet_all_pt counts every jet, the third included.
     """
+
     def uniform_phi():
         return rng.uniform(-math.pi, math.pi, n)
 

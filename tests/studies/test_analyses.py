@@ -30,8 +30,14 @@ def _fit_error(x, y, idx):
 def test_sample_efficiency_recovers_the_inverse_square_root_law():
     x, y = _pool()
     many = jax.jit(jax.vmap(lambda k, idx: {"slope_error": _fit_error(x, y, idx)}))
-    result = analyses.sample_efficiency(None, 4096, [16, 64, 256, 1024, 4096 // 2], range(48), jax.random.key(0),
-                                        train_eval_many=lambda keys, idx: many(keys, jnp.asarray(idx)))
+    result = analyses.sample_efficiency(
+        None,
+        4096,
+        [16, 64, 256, 1024, 4096 // 2],
+        range(48),
+        jax.random.key(0),
+        train_eval_many=lambda keys, idx: many(keys, jnp.asarray(idx)),
+    )
     law = result.summary["fits"]["slope_error"]["power_law"]
     assert abs(law["slope"] + 0.5) < max(4 * law["slope_err"], 0.08), law
     assert len(result.select("slope_error")) == 5 * 48 and set(result.column("support")) == {16, 64, 256, 1024, 2048}
@@ -47,8 +53,14 @@ def test_sample_efficiency_subsets_are_nested_and_batched_equals_one_by_one():
 
     key = jax.random.key(3)
     single = analyses.sample_efficiency(one, 512, [8, 32, 128], [0, 1], key)
-    many = analyses.sample_efficiency(None, 512, [8, 32, 128], [0, 1], key, train_eval_many=lambda ks, idx: {
-        "slope_error": jnp.stack([_fit_error(x, y, jnp.asarray(i)) for i in idx])})
+    many = analyses.sample_efficiency(
+        None,
+        512,
+        [8, 32, 128],
+        [0, 1],
+        key,
+        train_eval_many=lambda ks, idx: {"slope_error": jnp.stack([_fit_error(x, y, jnp.asarray(i)) for i in idx])},
+    )
     np.testing.assert_allclose(single.column("value"), many.column("value"), rtol=1e-6)
     by_size = {}
     for (n, _), idx in seen.items():
@@ -71,8 +83,9 @@ def test_study_interrupted_midway_resumes_to_the_same_table(tmp_path):
         return {"slope_error": _fit_error(x, y, jnp.asarray(idx)), "n": float(len(idx))}
 
     def study(runner):
-        return analyses.sample_efficiency(train_eval, 512, [8, 32, 128], [0, 1], jax.random.key(0),
-                                          stage=runner.stages("study.sample_efficiency"))
+        return analyses.sample_efficiency(
+            train_eval, 512, [8, 32, 128], [0, 1], jax.random.key(0), stage=runner.stages("study.sample_efficiency")
+        )
 
     quiet = {"progress": False, "log": lambda s: None}
     fail = [False]
@@ -143,8 +156,9 @@ def test_ood_bins_give_equal_counts_and_signed_distances():
 def test_trusted_range_of_a_linearly_degrading_metric():
     d = np.array([-5.0, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5])
     value = 1.0 - 0.1 * np.abs(d)
-    result = analyses.feature_ood(lambda b: {"acc": value[b]}, [f"b{i}" for i in range(11)], d, "energy",
-                                  target={"acc": (0.7, True)})
+    result = analyses.feature_ood(
+        lambda b: {"acc": value[b]}, [f"b{i}" for i in range(11)], d, "energy", target={"acc": (0.7, True)}
+    )
     trusted = result.summary["energy"]["trusted_range"]["acc"]
     assert trusted["fitted"]["lower"]["limit"] == pytest.approx(-3.0)
     assert trusted["fitted"]["upper"]["limit"] == pytest.approx(3.0)
@@ -163,8 +177,9 @@ def test_breakdown_matches_group_means():
     label = rng.integers(0, 3, 300)
     feature = rng.uniform(0, 10, 300)
     ids, labels, centres = analyses.bin_feature(feature, 4)
-    result = analyses.per_sample_breakdown({"err": err}, {"species": (label, ["H", "C", "O"], None),
-                                                          "feature": (ids, labels, centres)})
+    result = analyses.per_sample_breakdown(
+        {"err": err}, {"species": (label, ["H", "C", "O"], None), "feature": (ids, labels, centres)}
+    )
     for r in result.select("err", "species"):
         members = err[label == ["H", "C", "O"].index(r.slice)]
         assert r.value == pytest.approx(members.mean(), rel=1e-5) and r.support == members.size
