@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,17 +61,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out_dir(args: argparse.Namespace, task_id: str, preset: str) -> Path:
+    suffix = "" if preset == "default" else f"-{preset}"
+    return Path(args.out) if args.out else Path("runs") / f"{task_id}-seed{args.seed}{suffix}"
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from jaxbench import registry, runner
 
     preset = "quick" if args.quick else args.preset
     overrides = _parse_overrides(args.set)
     task = registry.make(args.task_id, preset, **overrides)
-    if args.data is not None and not Path(args.data).exists():
-        raise JaxbenchError(f"--data {args.data}: no such file. Pass the path of a published data file.")
-    suffix = "" if preset == registry.DEFAULT_PRESET else f"-{preset}"
-    out = Path(args.out) if args.out else Path("runs") / f"{task.id}-seed{args.seed}{suffix}"
-    runner.execute(
+    out = args.resolved_out = _out_dir(args, task.id, preset)
+    view = runner.execute(
         task,
         out,
         seed=args.seed,
@@ -78,7 +84,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         preset=preset,
     )
     _print_summary(out)
+    if view.status == "failed":
+        print(f"jaxbench: run failed: {view.note} (results kept in {out}).", file=sys.stderr)
+        return 3
     return 0
+
+
+def _seed(text: str) -> int:
+    from jaxbench.rundir import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer in 0 … 2**63-1")
+    return value
 
 
 def _print_summary(run_dir: Path) -> None:
@@ -142,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task_id", help="a registered task id, e.g. fair_universe-v0")
     p.add_argument("--preset", default="default", help="a config preset: default, quick, tiny (see `jaxbench info`)")
     p.add_argument("--quick", action="store_true", help="same as --preset quick (minutes on 2 CPU cores)")
-    p.add_argument("--seed", type=int, default=0, help="root seed: jax.random.key(SEED) (default 0)")
+    p.add_argument(
+        "--seed", type=_seed, default=0, help="root seed in 0 … 2**63-1 (default 0); distinct seeds, distinct keys"
+    )
     p.add_argument("--out", help="run directory (default runs/<task>-seed<N>[-quick])")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out, keeping finished parts")
     p.add_argument("--data", help="a real data file in the task's published format (default: the embedded generator)")
@@ -183,13 +206,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs one command; a JaxbenchError becomes one line on stderr and exit code 2."""
+    """Runs one command. Exit codes: 0 done, 2 bad input (one line), 3 a run whose results are not
+    finite, 130 Ctrl-C (one line with the resume command), 1 an unexpected error (one line and the
+    path of the log holding its traceback)."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except JaxbenchError as error:
         print(f"jaxbench: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        words = list(sys.argv[1:] if argv is None else argv)
+        again = " ".join(shlex.quote(w) for w in (words if "--resume" in words else [*words, "--resume"]))
+        hint = f"; continue with: jaxbench {again}" if args.command == "run" else ""
+        print(f"\njaxbench: interrupted{hint}", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: one line here, the traceback in a log
+        log = _write_traceback(args)
+        print(
+            f"jaxbench: internal error: {type(error).__name__}: {error} (traceback in {log}); please report it.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _write_traceback(args: argparse.Namespace) -> Path:
+    text = traceback.format_exc()
+    out = getattr(args, "resolved_out", None)
+    candidates = [Path(out) / "error.log"] if out and Path(out).is_dir() else []
+    candidates.append(Path(tempfile.gettempdir()) / f"jaxbench-error-{os.getpid()}.log")
+    for path in candidates:
+        try:
+            path.write_text(text)
+            return path
+        except OSError:
+            continue
+    return candidates[-1]
 
 
 if __name__ == "__main__":

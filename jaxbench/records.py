@@ -22,7 +22,7 @@ import socket
 import subprocess
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -336,7 +336,7 @@ def _git(source: Path, *args: str) -> str | None:
     return done.stdout.strip()
 
 
-def _git_state() -> tuple[str | None, bool | None]:
+def git_state() -> tuple[str | None, bool | None]:
     """(commit, dirty) of the checkout jaxbench is imported from; (None, None) if it is not one."""
     source = Path(__file__).resolve().parent
     # Only trust a repository that tracks the package, not one that merely contains the venv.
@@ -356,15 +356,15 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def environment_record() -> dict[str, Any]:
-    """Where and with what a run was made: versions, git commit, devices, host, UTC time.
+def environment_record(packages: Sequence[str] = ()) -> dict[str, Any]:
+    """Where and with what a run was made: versions (core and ``packages``), git commit, devices, host, UTC time.
 
     Never fails for lack of git: ``git_commit`` and ``git_dirty`` (tracked files modified) are
     None outside a git checkout. Missing packages have version None.
     """
     from jaxbench import __version__
 
-    commit, dirty = _git_state()
+    commit, dirty = git_state()
     devices = jax.devices()
     return {
         "jaxbench_version": __version__,
@@ -372,7 +372,7 @@ def environment_record() -> dict[str, Any]:
         "git_dirty": dirty,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "packages": {name: _version(name) for name in RECORDED_PACKAGES},
+        "packages": {name: _version(name) for name in dict.fromkeys((*RECORDED_PACKAGES, *packages))},
         "devices": {
             "platform": devices[0].platform,
             "device_kind": devices[0].device_kind,

@@ -25,12 +25,12 @@ import jax
 import numpy as np
 
 from jaxbench import config as configs
-from jaxbench import records
+from jaxbench import records, rundir
 from jaxbench.errors import ConfigError, JaxbenchError
 from jaxbench.sharding import batch_mesh, pad_to_multiple, replicate, shard_batched
 from jaxbench.task import RunView, Task
 
-MANIFEST = "manifest.json"
+MANIFEST = rundir.MANIFEST
 
 
 def stream_key(root: jax.Array, name: str) -> jax.Array:
@@ -38,11 +38,6 @@ def stream_key(root: jax.Array, name: str) -> jax.Array:
     ``fold_in(root, first 31 bits of sha256(name))``."""
     word = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little") & 0x7FFFFFFF
     return jax.random.fold_in(root, word)
-
-
-def root_key(seed: int) -> jax.Array:
-    """``jax.random.key(seed)``: the root of every stream of a run."""
-    return jax.random.key(int(seed))
 
 
 class Runner:
@@ -94,7 +89,7 @@ class Runner:
             return self._done[name]
         self._missing(f"stage '{name}'")
         start = time.perf_counter()
-        with self._status(f"stage '{name}' running"):
+        with self.spinner(f"stage '{name}' running"):
             out = jax.block_until_ready(fn())
         self.timings[name] = time.perf_counter() - start
         records.save_pytree(file, jax.tree.map(np.asarray, out))
@@ -107,13 +102,15 @@ class Runner:
         return _PrefixedStage(self, prefix)
 
     @contextlib.contextmanager
-    def _status(self, message: str) -> Iterator[None]:
+    def spinner(self, message: str) -> Iterator[None]:
+        """A rich spinner with the elapsed time while a stage without steps runs."""
         if not self.show_progress:
             yield
             return
-        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
 
-        with Console(stderr=True).status(message):
+        with Progress(SpinnerColumn(), "{task.description}", TimeElapsedColumn(), transient=True) as bar:
+            bar.add_task(message, total=None)
             yield
 
     @contextlib.contextmanager
@@ -212,48 +209,6 @@ class _PrefixedStage:
 
 
 # -- the run directory ----------------------------------------------------------------------------
-def prepare_run_dir(run_dir: Path, task_id: str, config: Mapping[str, Any], seed: int, resume: bool) -> bool:
-    """Checks the run directory before anything is written; returns True if it must be created.
-
-    A finished or partial run is only continued with ``resume``, and only with the same task,
-    config and seed, so resumed numbers are those of an uninterrupted run.
-    """
-    manifest_file = run_dir / MANIFEST
-    if not run_dir.exists():
-        return True
-    if not manifest_file.exists():
-        if any(run_dir.iterdir()):
-            raise ConfigError(
-                f"{run_dir} exists and is not a jaxbench run directory (no {MANIFEST}). Choose another --out."
-            )
-        return False
-    if not resume:
-        raise ConfigError(f"{run_dir} already holds a run. Pass --resume to continue it, or choose another --out.")
-    manifest = records.read_json(manifest_file)
-    recorded = (manifest.get("task_id"), manifest.get("config"), manifest.get("seed"))
-    wanted = (task_id, records.to_jsonable(dict(config)), seed)
-    if recorded != wanted:
-        raise ConfigError(
-            f"--resume: {run_dir} was started with a different {_describe_difference(recorded, wanted)}. "
-            "Resume with the same task, config and seed, or choose another --out."
-        )
-    return False
-
-
-def _describe_difference(recorded: tuple, wanted: tuple) -> str:
-    parts = []
-    for name, a, b in zip(("task id", "config", "seed"), recorded, wanted):
-        if a == b:
-            continue
-        if name == "config" and isinstance(a, dict) and isinstance(b, dict):
-            flat_a, flat_b = configs.flatten(a), configs.flatten(b)
-            keys = sorted(k for k in set(flat_a) | set(flat_b) if flat_a.get(k) != flat_b.get(k))
-            parts.append(f"config ({', '.join(f'{k}: {flat_a.get(k)!r} -> {flat_b.get(k)!r}' for k in keys)})")
-        else:
-            parts.append(f"{name} ({a!r} -> {b!r})")
-    return "; ".join(parts)
-
-
 def _data_checksums(task: Task, data: Any, path: Path | None) -> dict[str, str]:
     """sha256 of the data's arrays, and of every file ``load`` read."""
     leaves = jax.tree_util.tree_flatten_with_path(data)[0]
@@ -296,6 +251,8 @@ def run_pipeline(task: Task, runner: Runner, key: jax.Array, data_path: Path | N
         return task.load(data_path, stream_key(key, "data"), config)
 
     data = runner.stage("data", make_data)
+    if task.check_data is not None:
+        task.check_data(data, config)
     params = task.fit(stream_key(key, "fit"), data, config, runner.stages("fit"))
     items = runner.stage("conditions", lambda: task.conditions(stream_key(key, "conditions"), data, config))
     shared = task.prepare(params, data, config)
@@ -311,6 +268,7 @@ def run_pipeline(task: Task, runner: Runner, key: jax.Array, data_path: Path | N
     n = int(jax.tree.leaves(items)[0].shape[0])
     per_sample = check_per_sample(task.per_sample_metrics(outputs, items), n, task.id)
     metrics = runner.stage("score", lambda: task.score(per_sample, outputs, items, stream_key(key, "score")))
+    status, note = run_status(per_sample, metrics, task.partial)
     metrics = records.to_jsonable(metrics)
     features = {k: np.asarray(v) for k, v in task.features(items, data).items()}
     view = RunView(
@@ -324,8 +282,42 @@ def run_pipeline(task: Task, runner: Runner, key: jax.Array, data_path: Path | N
         features,
         metrics,
         runner.run_dir,
+        status,
+        note,
     )
     return view, shared
+
+
+def run_status(per_sample: Mapping[str, np.ndarray], metrics: Any, partial: bool) -> tuple[str, str]:
+    """``(status, note)`` from the finiteness of the results: ``complete``, ``degraded`` or ``failed``.
+
+    Non-finite headline metrics fail a run. Items with a non-finite per-sample metric fail it too,
+    unless the task allows partial results (``Task.partial``) and some items are finite: then it is
+    ``degraded`` and the note gives the count.
+    """
+    n = len(next(iter(per_sample.values()))) if per_sample else 0
+    bad_items, bad_names = np.zeros(n, bool), []
+    for name, values in per_sample.items():
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():
+            bad_items |= ~np.isfinite(values)
+            bad_names.append(name)
+    bad_metrics = [
+        jax.tree_util.keystr(path, simple=True, separator=".")
+        for path, value in jax.tree_util.tree_flatten_with_path(metrics)[0]
+        if isinstance(value, (float, np.ndarray, np.floating, jax.Array))
+        and np.asarray(value).dtype.kind in "fc"
+        and not np.isfinite(np.asarray(value)).all()
+    ]
+    count = int(bad_items.sum())
+    items_note = f"{count} of {n} items have non-finite {', '.join(bad_names)}"
+    if bad_metrics:
+        shown = ", ".join(bad_metrics[:6]) + (f" (+{len(bad_metrics) - 6} more)" if len(bad_metrics) > 6 else "")
+        return "failed", f"non-finite metrics: {shown}" + (f"; {items_note}" if count else "")
+    if count and (not partial or count == n):
+        return "failed", items_note
+    if count:
+        return "degraded", f"{items_note}; the metrics use the other {n - count}"
+    return "complete", ""
 
 
 def _write_results(task: Task, runner: Runner, view: RunView) -> None:
@@ -335,7 +327,8 @@ def _write_results(task: Task, runner: Runner, view: RunView) -> None:
     records.write_arrays(runner.path("arrays", "items"), flat_arrays(view.items))
     records.write_arrays(runner.path("arrays", "outputs"), flat_arrays(view.outputs))
     records.atomic_write_json(runner.path("metrics.json"), view.metrics)
-    records.atomic_write_text(runner.path("summary.txt"), render_table_text(task.summary(view.metrics)))
+    headline = "" if view.status == "complete" else f"{view.status.upper()}: {view.note}\n\n"
+    records.atomic_write_text(runner.path("summary.txt"), headline + render_table_text(task.summary(view.metrics)))
     for name, content in (task.files(view.metrics) if task.files is not None else {}).items():
         records.atomic_write_json(runner.path(name), content)
 
@@ -404,55 +397,84 @@ def execute(
 ) -> RunView:
     """Runs ``task`` in ``run_dir``, then the named ``studies``; writes the report.
 
-    If a stage fails with a :class:`JaxbenchError` before any stage finished, a directory
-    created by this call is removed, so bad input never leaves a half-written run directory.
+    Config and data source are validated before the directory is touched; the directory is
+    locked for the run (:mod:`jaxbench.rundir`). If a stage raises before any stage finished, a
+    directory created by this call is removed; later, the manifest says ``error`` or
+    ``interrupted`` and the directory is resumable. Each attempt's timings are kept.
     """
     from jaxbench.studies import resolve_names
 
     names = resolve_names(studies, tuple(task.studies), task.id)
-    run_dir = Path(run_dir)
+    run_dir, data_path, seed = Path(run_dir), None if data is None else Path(data), rundir.check_seed(seed)
+    if data_path is not None and not data_path.exists():
+        raise ConfigError(f"--data {data_path}: no such file or directory; pass a file in the task's published format.")
+    if task.validate is not None:
+        task.validate(task.config, data_path)
     config_record = configs.to_dict(task.config)
-    created = prepare_run_dir(run_dir, task.id, config_record, seed, resume)
+    wanted = rundir.fingerprint(task.id, config_record, seed, data_path, task.data_files)
+    lock, previous, created = rundir.open_run_dir(run_dir, wanted, resume, log)
+    try:
+        return _execute_locked(
+            task, run_dir, seed, resume, progress, data_path, log, names, preset, mesh, wanted, previous, created
+        )
+    finally:
+        lock.release()
+
+
+def _execute_locked(
+    task, run_dir, seed, resume, progress, data_path, log, names, preset, mesh, wanted, previous, created
+) -> RunView:
     runner = Runner(run_dir, resume=resume, progress=progress, log=log, mesh=mesh)
-    data_path = None if data is None else Path(data)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    key = root_key(seed)
+    started, key = time.time(), rundir.root_key(seed)
+    attempts = list((previous or {}).get("attempts", []))
+    attempt = {"started_utc": rundir.utc_now(), "resumed": previous is not None, "status": "running"}
     manifest = {
         "task_id": task.id,
         "preset": preset,
-        "config": config_record,
+        "config": wanted["config"],
         "seed": seed,
-        "key": f"jax.random.key({seed}); streams fold_in(key, sha256(name)[:4] & 0x7fffffff)",
-        "data": "generated" if data_path is None else str(data_path),
+        "key": rundir.KEY_DERIVATION,
+        "data": wanted["data"],
         "studies": list(names),
         "status": "running",
-        "environment": records.environment_record(),
+        "fingerprint": wanted,
+        "environment": records.environment_record(task.packages),
+        "attempts": [*attempts, attempt],
     }
-    records.atomic_write_json(run_dir / MANIFEST, manifest)
+
+    def finish(status: str, **extra: Any) -> None:
+        attempt.update(status=status, wall_time_s=round(time.time() - started, 3), timings_s=dict(runner.timings))
+        timings = {k: v for a in manifest["attempts"] for k, v in a.get("timings_s", {}).items()}
+        manifest.update(status=status, timings_s=timings, **extra)
+        records.atomic_write_json(run_dir / rundir.MANIFEST, manifest)
+
+    records.atomic_write_json(run_dir / rundir.MANIFEST, manifest)
     try:
         view, shared = run_pipeline(task, runner, key, data_path)
-    except JaxbenchError:
-        if created and not any(runner.path("stages").glob("**/*.npz")):
-            shutil.rmtree(run_dir, ignore_errors=True)
+        _write_results(task, runner, view)
+        if view.status == "failed" and names:
+            log(f"[study] skipped ({', '.join(names)}): the run failed ({view.note})")
+        else:
+            run_studies(task, runner, view, shared, key, names)
+    except KeyboardInterrupt:
+        finish("interrupted")
         raise
-    _write_results(task, runner, view)
-    run_studies(task, runner, view, shared, key, names)
-    manifest.update(
-        status="complete",
-        wall_time_s=time.time() - started,
-        timings_s=runner.timings,
-        data_checksums=_data_checksums(task, view.data, data_path),
-    )
-    records.atomic_write_json(run_dir / MANIFEST, manifest)
-    write_run_report(task, view, manifest)
+    except BaseException as error:
+        if created and isinstance(error, JaxbenchError) and not any(runner.path("stages").glob("**/*.npz")):
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping: leave nothing behind
+        else:
+            finish("error", error=f"{type(error).__name__}: {error}")
+        raise
+    finish(view.status, status_note=view.note, data_checksums=_data_checksums(task, view.data, data_path))
+    with runner.spinner("writing report.html"):
+        write_run_report(task, view, manifest)
     return view
 
 
 def reload(task: Task, run_dir: str | Path, seed: int, data: str | None) -> RunView:
     """A finished run's results from its checkpoints, computing nothing (``jaxbench report``)."""
     runner = Runner(run_dir, progress=False, log=lambda s: None, load_only=True)
-    return run_pipeline(task, runner, root_key(seed), None if data in (None, "generated") else Path(data))[0]
+    return run_pipeline(task, runner, rundir.root_key(seed), None if data in (None, "generated") else Path(data))[0]
 
 
 def write_run_report(task: Task, view: RunView, manifest: Mapping[str, Any]) -> Path:
@@ -460,6 +482,7 @@ def write_run_report(task: Task, view: RunView, manifest: Mapping[str, Any]) -> 
     from jaxbench.report import ReportSection, write_report
     from jaxbench.studies import study_sections
 
-    headline = ReportSection("Scores", text="", tables=(task.summary(view.metrics),))
+    note = "" if view.status == "complete" else f"{view.status.upper()}: {view.note}"
+    headline = ReportSection("Scores", text=note, tables=(task.summary(view.metrics),))
     sections = [headline, *task.report(view), *study_sections(view.directory, task.studies)]
     return write_report(view.directory, f"jaxbench report: {task.id}", sections, manifest)

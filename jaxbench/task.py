@@ -3,7 +3,9 @@
 A :class:`Task` owns no mutable state. The runner (:mod:`jaxbench.runner`) owns the run
 directory, the named key streams, checkpoints and sharding, and calls the fields in this order::
 
+    validate(config, path)                                     # before anything is written
     data     = generate(key["data"], config)            or load(path, key["data"], config)
+    check_data(data, config)                                   # before fit
     params   = fit(key["fit"], data, config, stage)
     items    = conditions(key["conditions"], data, config)     # leading axis N
     shared   = prepare(params, data, config)                   # replicated on the mesh
@@ -76,6 +78,22 @@ class Save(Protocol):
         """
 
 
+class Validate(Protocol):
+    def __call__(self, config: Any, path: Path | None) -> None:
+        """Checks the config against the data source before any stage runs or anything is written.
+
+        ``path`` is the ``--data`` path or None for generated data. Raises ``ConfigError`` (or
+        ``DataFormatError``) in one line naming the key and the fix: a split that needs files, a
+        missing file, settings that cannot work together.
+        """
+
+
+class CheckData(Protocol):
+    def __call__(self, data: Any, config: Any) -> None:
+        """Checks loaded or generated data against the config before ``fit``: a training set smaller
+        than a batch, an empty file, too few frames. Raises like ``Validate``."""
+
+
 class Fit(Protocol):
     def __call__(self, key: jax.Array, data: Any, config: Any, stage: Stage) -> Any:
         """The reference model's parameters (``Params``), trained on the training part of ``data``.
@@ -144,7 +162,8 @@ class Report(Protocol):
 class RunView:
     """What a finished run holds, as the task's own types (reports and studies read it).
 
-    ``source`` is ``"generated"`` or the path of the data file; ``directory`` the run directory.
+    ``source`` is ``"generated"`` or the path of the data file; ``directory`` the run directory;
+    ``status`` and ``note`` say whether the results are finite (reports lead with them).
     """
 
     config: Any
@@ -157,6 +176,8 @@ class RunView:
     features: Mapping[str, Array]
     metrics: Mapping[str, Any]
     directory: Path
+    status: str = "complete"  # or "degraded" / "failed" (see runner.run_status)
+    note: str = ""  # why, when not complete
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +203,9 @@ class Task(Generic[Config]):
     Every callable field is called by the runner; their contracts are the Protocols above.
     ``chunk_size`` is the number of items per checkpointed sweep chunk; ``data_files(path)`` the
     files ``load`` reads (their sha256 goes into the manifest; default: ``path`` if a file).
+    ``packages``: the distributions the task imports, whose versions the manifest records.
+    ``partial``: whether items with non-finite per-sample metrics make the run ``degraded`` (the
+    others still count) rather than ``failed``; non-finite headline metrics always fail it.
     """
 
     id: str
@@ -204,6 +228,10 @@ class Task(Generic[Config]):
     files: Files | None = None
     chunk_size: int = 64
     data_files: Callable[[Path], Sequence[Path]] | None = None
+    validate: Validate | None = None
+    check_data: CheckData | None = None
+    packages: tuple[str, ...] = ()
+    partial: bool = False
 
     def replace(self, **changes: Any) -> Task:
         """A copy with ``changes`` (dataclasses.replace)."""
