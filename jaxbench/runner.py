@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from jaxbench import config as configs
+from jaxbench import progress as progress_display
 from jaxbench import records, rundir
 from jaxbench.errors import ConfigError, JaxbenchError
 from jaxbench.sharding import batch_mesh, pad_to_multiple, replicate, shard_batched
@@ -101,37 +102,13 @@ class Runner:
         """The ``Stage`` a task's ``fit`` or a study gets: units ``<prefix>.<name>``."""
         return _PrefixedStage(self, prefix)
 
-    @contextlib.contextmanager
-    def spinner(self, message: str) -> Iterator[None]:
-        """A rich spinner with the elapsed time while a stage without steps runs."""
-        if not self.show_progress:
-            yield
-            return
-        from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
+    def spinner(self, message: str) -> contextlib.AbstractContextManager[None]:
+        """A spinner with the elapsed time (:func:`jaxbench.progress.spinner`)."""
+        return progress_display.spinner(message)
 
-        with Progress(SpinnerColumn(), "{task.description}", TimeElapsedColumn(), transient=True) as bar:
-            bar.add_task(message, total=None)
-            yield
-
-    @contextlib.contextmanager
-    def progress(self, description: str, total: int) -> Iterator[Callable[..., None]]:
-        """A rich bar with counts and elapsed time; yields ``advance(info=None)``."""
-        if not self.show_progress or total <= 1:
-            yield lambda info=None: None
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-        columns = (
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            "{task.fields[info]}",
-        )
-        with Progress(*columns, transient=False) as bar:
-            task = bar.add_task(description, total=total, info="")
-            yield lambda info=None: bar.update(task, advance=1, info=info or "")
+    def progress(self, description: str, total: int) -> contextlib.AbstractContextManager[Callable[..., None]]:
+        """A rich bar with counts and elapsed time; yields ``advance(steps=1, info=None)``."""
+        return progress_display.bar(description, total)
 
     # -- the sharded sweep ------------------------------------------------------------------------
     def _sharded_fn(self, fn: Callable[[Any, Any, Any], Any]) -> Callable:
@@ -414,9 +391,10 @@ def execute(
     wanted = rundir.fingerprint(task.id, config_record, seed, data_path, task.data_files)
     lock, previous, created = rundir.open_run_dir(run_dir, wanted, resume, log)
     try:
-        return _execute_locked(
-            task, run_dir, seed, resume, progress, data_path, log, names, preset, mesh, wanted, previous, created
-        )
+        with progress_display.showing(progress):
+            return _execute_locked(
+                task, run_dir, seed, resume, progress, data_path, log, names, preset, mesh, wanted, previous, created
+            )
     finally:
         lock.release()
 
