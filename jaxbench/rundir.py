@@ -138,7 +138,7 @@ def open_run_dir(
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(run_dir)
         lock.acquire()
-    except PermissionError as error:
+    except OSError as error:  # read-only, permission denied, a file in the path, no space
         raise ConfigError(f"--out {run_dir}: cannot write there ({error.strerror}); choose a writable --out.") from None
     try:
         previous = _inspect(run_dir, wanted, resume, log)

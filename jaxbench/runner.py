@@ -103,11 +103,13 @@ class Runner:
         return _PrefixedStage(self, prefix)
 
     def spinner(self, message: str) -> contextlib.AbstractContextManager[None]:
-        """A spinner with the elapsed time (:func:`jaxbench.progress.spinner`)."""
-        return progress_display.spinner(message)
+        """A spinner with the elapsed time (:func:`jaxbench.progress.spinner`); nothing without progress."""
+        return progress_display.spinner(message) if self.show_progress else contextlib.nullcontext()
 
     def progress(self, description: str, total: int) -> contextlib.AbstractContextManager[Callable[..., None]]:
         """A rich bar with counts and elapsed time; yields ``advance(steps=1, info=None)``."""
+        if not self.show_progress:
+            return contextlib.nullcontext(lambda steps=1, info=None: None)
         return progress_display.bar(description, total)
 
     # -- the sharded sweep ------------------------------------------------------------------------
