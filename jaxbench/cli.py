@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a benchmark end to end and write its report",
         description="Run a task's benchmark end to end into a run directory "
-        "(manifest.json, metrics.json, scores.json, arrays/, plots/, report.html).",
+        "(manifest.json, metrics.json, summary.txt, arrays/, plots/, report.html, and the task's own files).",
     )
     p.add_argument("task_id", help="a registered task id, e.g. fair_universe-v0")
     p.add_argument("--preset", default="default", help="a config preset: default, quick, tiny (see `jaxbench info`)")
