@@ -305,6 +305,29 @@ def load_pytree(path: str | Path, like: Any = None) -> Any:
     return jax.tree.unflatten(jax.tree.structure(skeleton), leaves)
 
 
+def read_npz(path: str | Path, numeric: bool = True) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, or a DataFormatError naming the file and what is wrong.
+
+    Missing, empty, truncated and corrupted files and pickled objects are refused; with
+    ``numeric``, so is any array that is not finite numbers (strings, NaN, ±inf).
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: no such file.") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        reason = "it is empty" if path.stat().st_size == 0 else f"{type(error).__name__}: {error}"
+        raise DataFormatError(f"{path} is not a readable .npz file ({reason}); write it with numpy.savez.") from None
+    for name, array in arrays.items() if numeric else ():
+        if array.dtype.kind not in "biuf":
+            raise DataFormatError(f"{path}: array '{name}' has dtype {array.dtype}; it must hold numbers.")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise DataFormatError(f"{path}: array '{name}' holds {np.sum(~np.isfinite(array))} NaN or infinite values.")
+    return arrays
+
+
 # -- checksums ---------------------------------------------------------------------------------
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes."""

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+from jaxbench import records
 from jaxbench.errors import DataFormatError
 from jaxbench.report import Figure, ReportSection, Table, figure_png
 from jaxbench.studies import generic
@@ -50,7 +51,7 @@ def save(path: Path, data: Data, config: OscillatorConfig) -> Path:
 
 def load(path: Path, key: jax.Array, config: OscillatorConfig) -> Data:
     """An .npz of t (N, T) in s, x (N, T), omega0 (N,) in rad/s and zeta (N,) as float32 Data."""
-    arrays = {name: array.astype(np.float32) for name, array in np.load(path, allow_pickle=False).items()}
+    arrays = {name: array.astype(np.float32) for name, array in records.read_npz(path).items()}
     for name, ndim in {"x": 2, "t": 2, "omega0": 1, "zeta": 1}.items():  # t and x (N, T), omega0 and zeta (N,)
         shape = arrays[name].shape if name in arrays else ()
         if len(shape) != ndim or shape != arrays["x"].shape[:ndim] or shape[0] <= config.n_train:
