@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxbench import registry
 from jaxbench.errors import JaxbenchError
-from jaxbench.runner import Runner, check_per_sample, stream_key
+from jaxbench.runner import Runner, check_per_sample, run_status, stream_key
 from jaxbench.sharding import batch_mesh
 from jaxbench.task import RunView
 
@@ -64,7 +64,11 @@ def check_task(
         quiet = {"progress": False, "log": lambda s: None}
         runner = Runner(tmp / "run", **quiet)
         config = task.config
+        if task.validate is not None:
+            task.validate(config, None)  # the tiny preset runs on generated data
         data = task.generate(stream_key(key, "data"), config)
+        if task.check_data is not None:
+            task.check_data(data, config)
         again = task.generate(stream_key(key, "data"), config)
         _assert_close(task_id, "generate twice with one key", data, again, 0.0, 0.0)
 
@@ -117,6 +121,9 @@ def check_task(
             if np.asarray(value).shape != (n,):
                 _fail(task_id, f"features['{name}'] has shape {np.asarray(value).shape}; must be ({n},).")
         metrics = task.score(per_sample, outputs, items, stream_key(key, "score"))
+        status, note = run_status(per_sample, metrics, task.partial)
+        if status != "complete":
+            _fail(task_id, f"the {preset} preset's run is {status}: {note}.")
         for criterion in task.criteria:
             if _lookup(metrics, criterion.metric) is None:
                 _fail(task_id, f"criterion '{criterion.metric}' is not in the metrics score returns.")
