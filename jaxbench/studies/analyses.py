@@ -27,6 +27,7 @@ import numpy as np
 
 from jaxbench.errors import ConfigError
 from jaxbench.kernels import stats
+from jaxbench.studies.ranges import trusted_range
 from jaxbench.studies.table import Row, StudyResult, make_rows
 
 Stage = Callable[[str, Callable[[], Any]], Any]
@@ -263,12 +264,16 @@ def feature_ood(
     support: Sequence[int] | None = None,
     stage: Stage = direct,
     target: Mapping[str, tuple[float, bool]] | None = None,
+    binomial: Sequence[str] = (),
+    trend: str = "linear",
 ) -> StudyResult:
     """Metrics per feature bin against the bin's distance from the training range.
 
     ``evaluate(bin) -> {metric: scalar}`` for each bin (after training on the training bins, or
     evaluating a fixed model at a shifted condition). ``target`` maps metrics to (target value,
-    higher_is_better); for those, the summary holds the :func:`trusted_range`.
+    higher_is_better); for those, the summary holds the :func:`~jaxbench.studies.ranges.trusted_range`
+    with its intervals. Metrics in ``binomial`` are fractions of the bin's ``support`` trials
+    (coverage, accuracy): their errors are binomial.
     """
     rows: list[Row] = []
     for b, (label, d) in enumerate(zip(labels, distances)):
@@ -276,70 +281,18 @@ def feature_ood(
         n = 0 if support is None else int(support[b])
         rows += make_rows(feature, label, d, 0, scalars(values, f"{feature} bin {label}"), support=n)
     result = StudyResult("feature_ood", tuple(rows))
-    ranges = {}
+    found = {}
     for metric, (value, higher) in (target or {}).items():
-        ranges[metric] = trusted_range(
-            result.column("x", metric, feature), result.column("value", metric, feature), value, higher_is_better=higher
+        found[metric] = trusted_range(
+            result.column("x", metric, feature),
+            result.column("value", metric, feature),
+            value,
+            higher_is_better=higher,
+            support=None if support is None else result.column("support", metric, feature),
+            binomial=metric in binomial,
+            trend=trend,
         )
-    return StudyResult("feature_ood", tuple(rows), {feature: {"trusted_range": ranges}})
-
-
-def trusted_range(distance: Any, value: Any, target: float, *, higher_is_better: bool = True) -> dict[str, Any]:
-    """The range of feature distance within which a metric stays on the good side of ``target``.
-
-    Two answers, as numbers:
-
-    * ``fitted``: on each side of the training range (distance < 0 and > 0, each with the
-      in-range points at 0), a straight line of the metric vs |distance|; the side's limit is
-      where the line crosses the target (``None`` when it never does in the right direction, or
-      only beyond 10x the measured distances: no limit is implied by the trend), and ``slope``
-      says how fast the metric degrades.
-    * ``measured``: the widest run of measured bins around distance 0 that all meet the target
-      (the conservative range; extrapolation beyond it rests on the fit).
-    """
-    d = np.asarray(distance, float)
-    v = np.asarray(value, float)
-    ok = np.isfinite(v)
-    d, v = d[ok], v[ok]
-    good = (v >= target) if higher_is_better else (v <= target)
-    sign = 1.0 if higher_is_better else -1.0
-    fitted = {}
-    for side, pick in (("lower", d <= 0), ("upper", d >= 0)):
-        x, y = np.abs(d[pick]), v[pick]
-        if len(np.unique(x)) < 2:
-            fitted[side] = {"limit": None, "slope": None, "intercept": None}
-            continue
-        slope, intercept = np.polyfit(x, y, 1)
-        limit = None
-        if sign * slope < 0:  # degrades with distance: crosses the target at (target - b) / a
-            crossing = (target - intercept) / slope
-            # A crossing far beyond the measured distances is no limit the data support.
-            limit = max(float(crossing), 0.0) if crossing <= 10 * np.abs(d).max() else None
-        elif sign * (intercept - target) < 0:
-            limit = 0.0  # already on the wrong side at the training range and not improving
-        fitted[side] = {
-            "limit": None if limit is None else (-limit if side == "lower" else limit),
-            "slope": float(slope),
-            "intercept": float(intercept),
-        }
-    order = np.argsort(d)
-    d_sorted, good_sorted = d[order], good[order]
-    inside = np.flatnonzero(d_sorted == 0)
-    measured = None
-    if inside.size and good_sorted[inside].all():
-        lo, hi = inside[0], inside[-1]
-        while lo > 0 and good_sorted[lo - 1]:
-            lo -= 1
-        while hi < len(d_sorted) - 1 and good_sorted[hi + 1]:
-            hi += 1
-        measured = [float(d_sorted[lo]), float(d_sorted[hi])]
-    return {
-        "target": float(target),
-        "higher_is_better": higher_is_better,
-        "fitted": fitted,
-        "measured": measured,
-        "measured_span": [float(d.min()), float(d.max())] if d.size else None,
-    }
+    return StudyResult("feature_ood", tuple(rows), {feature: {"trusted_range": found}})
 
 
 # -- 11. per-sample breakdown ------------------------------------------------------------------------
