@@ -19,7 +19,7 @@ answer in numbers (a fitted trend, a range, a delta), not only a plot.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -217,42 +217,77 @@ def rotation_scan(
 
 
 # -- 10. feature out-of-distribution ---------------------------------------------------------------
-def ood_bins(
-    feature: Any, edges: Sequence[float], train_bins: Sequence[int], key: jax.Array
-) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Split samples by a feature's bins: an equal-count training set from ``train_bins`` and the
-    test samples of every bin.
+class OODPartition(NamedTuple):
+    """Training and test sets of the feature out-of-distribution test (one model per training range).
 
-    Returns (train_idx, test_idx per bin, signed distance per bin). Each training bin gives the
-    same number of samples (the smallest training bin's count, drawn with ``key``); the rest of
-    a training bin is its test set. The distance of a bin is from its centre to the nearest edge
-    of the training range (negative below, positive above, 0 inside), in feature units.
+    train: per range, the training indices (equal total size). test: per bin, the indices of the
+    separate test set in that bin. support: (bins,) test counts. distance: (ranges, bins) signed
+    distance of each bin's centre from the range (0 inside, negative below, positive above), in
+    feature units; bin_offset: the same in bins.
     """
-    feature = np.asarray(feature)
+
+    train: list[np.ndarray]
+    test: list[np.ndarray]
+    support: np.ndarray
+    distance: np.ndarray
+    bin_offset: np.ndarray
+
+
+def nested_ranges(n_bins: int, start: int = 0) -> list[tuple[int, int]]:
+    """The method's widening training ranges ``[start, start + k)`` of bins, k = 1 .. n_bins - start."""
+    return [(start, stop) for stop in range(start + 1, n_bins + 1)]
+
+
+def ood_partition(
+    train_feature: Any,
+    test_feature: Any,
+    edges: Sequence[float],
+    ranges: Sequence[tuple[int, int]],
+    key: jax.Array,
+    total: int | None = None,
+) -> OODPartition:
+    """The method's feature-OOD partition (section 5.4): nested training ranges of equal total size.
+
+    Each range ``(lo, hi)`` (bins lo .. hi-1) gets ``total`` training samples drawn uniformly
+    without replacement from the training-set samples in the range (so wide ranges sample each of
+    their bins more thinly); ``total`` defaults to the population of the smallest range. Every
+    model is tested on every bin of the **separate** test set; an empty test bin inside a training
+    range is an error (its metric would be NaN), other empty bins report support 0.
+    """
     edges = np.asarray(edges, float)
     n_bins = len(edges) - 1
-    which = np.clip(np.searchsorted(edges, feature, side="right") - 1, -1, n_bins)
-    which = np.where(feature == edges[-1], n_bins - 1, which)
-    train_bins = sorted(int(b) for b in train_bins)
-    if not train_bins or train_bins[0] < 0 or train_bins[-1] >= n_bins:
-        raise ConfigError(f"ood_bins: train_bins must be among 0..{n_bins - 1} (got {train_bins}).")
-    per_bin = [np.flatnonzero(which == b) for b in range(n_bins)]
-    take = min(len(per_bin[b]) for b in train_bins)
-    if take == 0:
-        raise ConfigError(f"ood_bins: a training bin is empty (counts {[len(per_bin[b]) for b in train_bins]}).")
-    train, test = [], []
-    for b in range(n_bins):
-        idx = per_bin[b]
-        if b in train_bins:
-            order = np.asarray(jax.random.permutation(jax.random.fold_in(key, b), len(idx)))
-            train.append(idx[order[:take]])
-            test.append(np.sort(idx[order[take:]]))
-        else:
-            test.append(idx)
-    lo, hi = edges[train_bins[0]], edges[train_bins[-1] + 1]
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    distance = np.where(centres < lo, centres - lo, np.where(centres > hi, centres - hi, 0.0))
-    return np.sort(np.concatenate(train)), test, distance
+
+    def bins_of(feature):
+        feature = np.asarray(feature, float)
+        which = np.searchsorted(edges, feature, side="right") - 1
+        return np.where(feature == edges[-1], n_bins - 1, np.where((which < 0) | (which >= n_bins), -1, which))
+
+    train_bin, test_bin = bins_of(train_feature), bins_of(test_feature)
+    for lo, hi in ranges:
+        if not 0 <= lo < hi <= n_bins:
+            raise ConfigError(f"ood_partition: range ({lo}, {hi}) is not within the {n_bins} bins.")
+    pools = [np.flatnonzero((train_bin >= lo) & (train_bin < hi)) for lo, hi in ranges]
+    total = min(len(p) for p in pools) if total is None else int(total)
+    if total < 1 or any(len(p) < total for p in pools):
+        raise ConfigError(
+            f"ood_partition: total={total} training samples per range, but the ranges hold {[len(p) for p in pools]}."
+        )
+    train = [
+        np.sort(pool[np.asarray(jax.random.choice(jax.random.fold_in(key, r), len(pool), (total,), replace=False))])
+        for r, pool in enumerate(pools)
+    ]
+    test = [np.flatnonzero(test_bin == b) for b in range(n_bins)]
+    support = np.array([len(t) for t in test])
+    for lo, hi in ranges:
+        empty = [b for b in range(lo, hi) if support[b] == 0]
+        if empty:
+            raise ConfigError(f"ood_partition: test bins {empty} inside the training range ({lo}, {hi}) are empty.")
+    centres, index = 0.5 * (edges[1:] + edges[:-1]), np.arange(n_bins)
+    distance = np.array(
+        [np.where(centres < edges[lo], centres - edges[lo], np.maximum(centres - edges[hi], 0.0)) for lo, hi in ranges]
+    )
+    offset = np.array([np.where(index < lo, index - lo, np.maximum(index - (hi - 1), 0)) for lo, hi in ranges])
+    return OODPartition(train, test, support, distance, offset)
 
 
 def feature_ood(

@@ -143,14 +143,34 @@ def test_rotation_scan_flat_for_an_invariant_model_and_a_cosine_otherwise():
 
 
 # -- 10. feature OOD and the trusted range ----------------------------------------------------------
-def test_ood_bins_give_equal_counts_and_signed_distances():
-    feature = np.concatenate([np.full(50, 0.5), np.full(80, 1.5), np.full(30, 2.5), np.full(40, 3.5)])
-    train, tests, distance = ood_split = analyses.ood_bins(feature, [0, 1, 2, 3, 4], [1, 2], jax.random.key(0))
-    assert len(train) == 60 and (feature[train] == 1.5).sum() == 30 and (feature[train] == 2.5).sum() == 30
-    np.testing.assert_allclose(distance, [-0.5, 0.0, 0.0, 0.5])  # centres vs the range [1, 3]
-    assert [len(t) for t in tests] == [50, 50, 0, 40]
-    assert not set(train) & set(np.concatenate(tests))
-    del ood_split
+def test_ood_partition_on_the_methods_jet_energy_bins():
+    """8 bins of 236.25 GeV from 550 GeV, a long-tailed energy spectrum, nested ranges of equal total size."""
+    rng = np.random.default_rng(3)
+    edges = 550.0 + 236.25 * np.arange(9)
+    energy = lambda n: np.minimum(550.0 + rng.exponential(300.0, n), 2439.0)  # noqa: E731
+    train_energy, test_energy = energy(40_000), energy(10_000)
+    ranges = analyses.nested_ranges(8)[:5]
+    part = analyses.ood_partition(train_energy, test_energy, edges, ranges, jax.random.key(0))
+    in_first = np.sum(train_energy < edges[1])
+    assert [len(t) for t in part.train] == [in_first] * 5  # equal totals: the smallest range's population
+    for (lo, hi), idx in zip(ranges, part.train):
+        assert len(np.unique(idx)) == len(idx) and np.all(
+            (train_energy[idx] >= edges[lo]) & (train_energy[idx] < edges[hi])
+        )
+        # Uniform over the range's events: each bin's share follows its population within the range.
+        counts = np.histogram(train_energy[idx], edges[lo : hi + 1])[0]
+        population = np.histogram(train_energy, edges[lo : hi + 1])[0]
+        expected = len(idx) * population / population.sum()
+        assert np.all(np.abs(counts - expected) <= 4 * np.sqrt(expected) + 1), (counts, expected)
+    np.testing.assert_array_equal(part.support, np.histogram(test_energy, edges)[0])  # the separate test set
+    assert sum(part.support) == 10_000 and all(len(t) == s for t, s in zip(part.test, part.support))
+    np.testing.assert_allclose(part.distance[0, :3], [0.0, 236.25 / 2, 236.25 * 1.5])
+    np.testing.assert_array_equal(part.bin_offset[2], [0, 0, 0, 1, 2, 3, 4, 5])
+    # An empty in-range test bin is an error; an equal total the narrowest range cannot give is too.
+    with pytest.raises(ConfigError, match="empty"):
+        analyses.ood_partition(train_energy, test_energy[test_energy >= edges[1]], edges, ranges, jax.random.key(0))
+    with pytest.raises(ConfigError, match="total"):
+        analyses.ood_partition(train_energy, test_energy, edges, ranges, jax.random.key(0), total=in_first + 1)
 
 
 def test_trusted_range_of_a_linearly_degrading_metric():
