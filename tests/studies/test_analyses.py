@@ -242,3 +242,23 @@ def test_results_round_trip_and_render(tmp_path):
     assert text[0] == "study,group,slice,x,seed,metric,value,error,support" and len(text) == 1 + len(result.rows)
     (section,) = study_sections(tmp_path, {"correlation": generic.correlation(), "breakdown": generic.breakdown()})
     assert section.title == "Study: Metric correlation" and section.figures and section.tables
+
+
+# -- attribution ------------------------------------------------------------------------------------------
+def test_permutation_importance_of_a_linear_model():
+    """y = 3 x0 + x1 (x2 unused), squared error per sample: shuffling x_f raises it by 2 w_f^2 var(x_f)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4000, 3)).astype(np.float32)
+    y = 3 * x[:, 0] + x[:, 1]
+    model = lambda inputs: (3 * inputs[:, 0] + inputs[:, 1] - y) ** 2  # noqa: E731
+    result = analyses.permutation_importance(model, x, jax.random.key(1), ["x0", "x1", "x2"], n_repeats=4)
+    value, error = result.column("value", "degradation"), result.column("error", "degradation")
+    expected = 2 * np.array([9.0, 1.0, 0.0]) * x.var(axis=0)
+    np.testing.assert_allclose(value, expected, rtol=0.08, atol=1e-6)
+    assert error[2] < 1e-9 and np.all(error[:2] > 0.01)
+    assert result.summary["ranking"] == ["x0", "x1", "x2"]
+    # A metric where higher is better (minus the error) flips the sign back: positive is still worse.
+    flipped = analyses.permutation_importance(
+        lambda i: -model(i), x, jax.random.key(1), ["x0", "x1", "x2"], n_repeats=4, higher_is_better=True
+    )
+    np.testing.assert_allclose(flipped.column("value", "degradation"), value, rtol=1e-6)
