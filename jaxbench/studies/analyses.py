@@ -109,6 +109,52 @@ def sample_efficiency(
     return StudyResult("sample_efficiency", tuple(rows), {"sizes": sizes, "seeds": list(seeds), "fits": summary})
 
 
+# -- ablation: variants x sizes x seeds ------------------------------------------------------------
+def variant_study(
+    variants: Mapping[str, tuple[Callable | None, Callable | None]],
+    pool_size: int,
+    sizes: Sequence[int],
+    seeds: Sequence[int],
+    key: jax.Array,
+    *,
+    stage: Stage = direct,
+) -> StudyResult:
+    """K variants (an input representation, a model switch, a loss weight) x training sizes x seeds.
+
+    ``variants`` maps a name to ``(train_eval, train_eval_many)`` as in :func:`sample_efficiency`
+    (either may be None). Every variant trains on the same nested subsets with the same keys, so
+    differences are paired by (size, seed). Rows: group = variant. Summary per metric and size:
+    each variant minus the first (the reference), mean over seeds with its standard error.
+    """
+    names = list(variants)
+    if len(names) < 2:
+        raise ConfigError(f"variant_study: needs at least two variants (got {names}).")
+    parts = {}
+    for name, (one, many) in variants.items():
+        prefixed = lambda unit, fn, name=name: stage(f"{name}.{unit}", fn)  # noqa: E731
+        parts[name] = sample_efficiency(one, pool_size, sizes, seeds, key, stage=prefixed, train_eval_many=many)
+    rows = tuple(r._replace(group=name) for name, part in parts.items() for r in part.rows)
+    reference = parts[names[0]]
+    differences: dict[str, Any] = {}
+    for metric in reference.metrics():
+        base = {(r.x, r.seed): r.value for r in reference.select(metric)}
+        for name in names[1:]:
+            by_size: dict[float, list[float]] = {}
+            for r in parts[name].select(metric):
+                by_size.setdefault(r.x, []).append(r.value - base[(r.x, r.seed)])
+            differences.setdefault(metric, {})[name] = {
+                f"n={int(n)}": {
+                    "mean": float(np.mean(d)),
+                    "error": float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None,
+                    "seeds": len(d),
+                }
+                for n, d in sorted(by_size.items())
+            }
+    fits = {name: part.summary["fits"] for name, part in parts.items()}
+    summary = {"reference": names[0], "variants": names, "difference_vs_reference": differences, "fits": fits}
+    return StudyResult("variants", rows, summary)
+
+
 # -- 2. time-domain extrapolation ----------------------------------------------------------------
 def time_windows(
     n_ordered: int, starts: Sequence[float], widths: Sequence[float], test_fraction: float = 0.1

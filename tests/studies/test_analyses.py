@@ -262,3 +262,31 @@ def test_permutation_importance_of_a_linear_model():
         lambda i: -model(i), x, jax.random.key(1), ["x0", "x1", "x2"], n_repeats=4, higher_is_better=True
     )
     np.testing.assert_allclose(flipped.column("value", "degradation"), value, rtol=1e-6)
+
+
+# -- ablation ------------------------------------------------------------------------------------------------
+def test_variant_study_pairs_variants_on_the_same_subsets():
+    """Two 'models' of a noisy mean: the second uses half the data, so its error is sqrt(2) larger."""
+    rng = np.random.default_rng(0)
+    pool = rng.standard_normal(4000)
+    seen = {}
+
+    def estimator(fraction, name):
+        def train_eval(key, idx):
+            seen.setdefault(name, []).append(tuple(idx))
+            used = idx[: max(1, int(len(idx) * fraction))]
+            return {"abs_error": abs(pool[used].mean()), "n_used": float(len(used))}
+
+        return train_eval
+
+    variants = {"full": (estimator(1.0, "full"), None), "half": (estimator(0.5, "half"), None)}
+    result = analyses.variant_study(variants, 4000, [100, 400], range(30), jax.random.key(0))
+    assert seen["full"] == seen["half"]  # paired: the same subsets for every variant
+    assert set(result.column("group")) == {"full", "half"}
+    diff = result.summary["difference_vs_reference"]["n_used"]["half"]
+    assert diff["n=100"]["mean"] == -50 and diff["n=400"]["mean"] == -200 and diff["n=400"]["error"] == 0
+    errors = result.summary["difference_vs_reference"]["abs_error"]["half"]["n=400"]
+    # E|mean| = sqrt(2 / (pi n)): the half-data variant is worse by (sqrt(2) - 1) sqrt(2 / (pi 400)) on average.
+    assert errors["mean"] == pytest.approx((np.sqrt(2) - 1) * np.sqrt(2 / (np.pi * 400)), abs=3 * errors["error"])
+    with pytest.raises(ConfigError, match="two variants"):
+        analyses.variant_study({"one": variants["full"]}, 4000, [100], [0], jax.random.key(0))
