@@ -52,11 +52,48 @@ ROTATION_SCAN = StudyInfo(
     "Does the metric stay flat when the test set is rotated?",
     line_plot("rotation angle (rad)", "Metric vs rotation angle of the test set."),
 )
+
+
+def _ood_plots(r: StudyResult) -> list:
+    xlabel = r.summary.get("distance_unit", "distance from the training range")
+    figures = [plots.metric_vs_x(r, f"study_{r.study}", "Metric vs distance from the training range.", xlabel)]
+    ranges = plots.trusted_ranges(
+        r,
+        f"study_{r.study}_trusted",
+        "Trusted ranges: points with their errors, the target (red), the fitted trend per side (blue), each "
+        "limit with its bootstrap interval (blue band) and the measured range (green band).",
+        xlabel,
+    )
+    maps = [
+        plots.region_map(entry, f"study_{r.study}_map_{i}", f"2-D trusted map of {name}.", tuple(entry["features"]))
+        for i, (name, entry) in enumerate(r.summary.get("maps", {}).items())
+    ]
+    return figures + ([ranges] if ranges is not None else []) + maps
+
+
 FEATURE_OOD = StudyInfo(
     "feature_ood",
     "Feature out-of-distribution test",
     "Where, in distance from the training range of a feature, does the model stop being trustworthy?",
-    line_plot("distance from the training range", "Metric vs distance from the training range, one line per feature."),
+    _ood_plots,
+)
+VARIANTS = StudyInfo(
+    "variants",
+    "Variants (ablation)",
+    "What does each model or input variant change, at each training-set size?",
+    line_plot("training-set size", "Metric vs training-set size, one line per variant (mean ± std over seeds).", True),
+)
+ATTRIBUTION = StudyInfo(
+    "attribution",
+    "Attribution (permutation importance)",
+    "Which inputs does the error depend on?",
+    lambda r: [
+        plots.importance_bars(
+            r,
+            f"study_{r.study}",
+            "Increase of the per-sample metric when one input is shuffled across samples (mean ± standard error).",
+        )
+    ],
 )
 SIMILARITY = StudyInfo(
     "similarity",
@@ -97,6 +134,8 @@ CATALOGUE: dict[str, StudyInfo] = {
         TIME_WINDOW_GRID,
         ROTATION_SCAN,
         FEATURE_OOD,
+        VARIANTS,
+        ATTRIBUTION,
         SIMILARITY,
         BREAKDOWN,
         CORRELATION,

@@ -129,3 +129,77 @@ def spread_hist(result: StudyResult, name: str, caption: str) -> Figure:
         ax.set_title(metric, fontsize=9)
     fig.tight_layout()
     return Figure(name, caption, figure_png(fig))
+
+
+def trusted_ranges(result: StudyResult, name: str, caption: str, xlabel: str) -> Figure | None:
+    """Per (feature, metric) with a trusted range: points with errors, target, fitted trend, each
+    side's limit with its interval (shaded) and the measured range (green band)."""
+    panels = [
+        (feature, metric, entry)
+        for feature, block in result.summary.items()
+        if isinstance(block, dict)
+        for metric, entry in block.get("trusted_range", {}).items()
+    ][:MAX_PANELS]
+    if not panels:
+        return None
+    fig, axes = _figure(len(panels))
+    for ax, (feature, metric, entry) in zip(axes, panels):
+        points = entry.get("points", [])
+        d = np.array([p["distance"] for p in points], float)
+        v = np.array([p["value"] for p in points], float)
+        e = np.array([np.nan if p["error"] is None else p["error"] for p in points], float)
+        ax.errorbar(d, v, yerr=np.where(np.isfinite(e), e, 0.0), fmt="o", ms=3, capsize=2, color="black", zorder=3)
+        ax.axhline(entry["target"], color="tab:red", lw=1, ls="--")
+        if entry.get("measured"):
+            ax.axvspan(*entry["measured"], color="tab:green", alpha=0.12, lw=0)
+        for side, sign in (("lower", -1.0), ("upper", 1.0)):
+            fit = entry["fitted"].get(side, {})
+            coefficients = fit.get("coefficients")
+            if coefficients and entry.get("trend") != "monotone":
+                reach = abs(fit["reach"])
+                grid = np.linspace(0.0, max(reach, abs(fit["limit"] or 0.0)), 50)
+                ax.plot(sign * grid, np.polynomial.polynomial.polyval(grid, coefficients), color="tab:blue", lw=1)
+            lo, hi = fit.get("interval", [None, None])
+            if fit.get("limit") is not None:
+                ax.axvline(fit["limit"], color="tab:blue", lw=1)
+            if lo is not None and hi is not None:
+                ax.axvspan(lo, hi, color="tab:blue", alpha=0.15, lw=0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(metric)
+        ax.set_title(f"{feature}: {metric}, {int(100 * entry.get('cl', 0.68))}% interval of each limit", fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+def region_map(entry: dict, name: str, caption: str, labels: tuple[str, str]) -> Figure:
+    """A 2-D trusted map: the metric per grid cell, bad cells hatched, the trusted region outlined."""
+    a, b = np.asarray(entry["distance_a"]), np.asarray(entry["distance_b"])
+    value, verdict = np.asarray(entry["value"], float), np.asarray(entry["verdict"])
+    fig, (ax,) = _figure(1, width=5.0, height=4.2)
+    mesh = ax.pcolormesh(b, a, value, shading="nearest", cmap="viridis")
+    fig.colorbar(mesh, ax=ax, label="metric")
+    bad = np.argwhere(verdict == 0)
+    ax.plot(b[bad[:, 1]], a[bad[:, 0]], "x", color="tab:red", ms=6, label="significantly bad")
+    trusted = np.asarray(entry["trusted"], float)
+    if trusted.any() and not trusted.all():
+        ax.contour(b, a, trusted, levels=[0.5], colors="white", linewidths=1.5)
+    ax.set_xlabel(labels[1])
+    ax.set_ylabel(labels[0])
+    ax.set_title(f"target {entry['target']:g}; trusted cells {100 * entry['trusted_fraction']:.0f}%", fontsize=9)
+    if bad.size:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.15))
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))
+
+
+def importance_bars(result: StudyResult, name: str, caption: str) -> Figure:
+    """Permutation importance: one horizontal bar per input feature, with its standard error."""
+    rows = sorted(result.select("degradation"), key=lambda r: r.value)
+    fig, (ax,) = _figure(1, width=5.5, height=0.25 * len(rows) + 1.2)
+    ax.barh(range(len(rows)), [r.value for r in rows], xerr=[r.error or 0.0 for r in rows], color="tab:blue")
+    ax.set_yticks(range(len(rows)), [r.slice for r in rows], fontsize=7)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_xlabel("metric increase when the feature is shuffled")
+    fig.tight_layout()
+    return Figure(name, caption, figure_png(fig))

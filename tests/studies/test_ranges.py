@@ -112,3 +112,30 @@ def test_the_2d_region_is_the_connected_set_around_the_centre():
     assert not trusted[0, 0] and np.array(result["verdict"])[0, 0] == 2  # good, but not reachable
     value[2, 2] = 0.1
     assert not np.array(trusted_region(a, b, value, 0.7)["trusted"]).any()  # bad at the centre: no region
+
+
+def test_the_ood_study_draws_its_ranges_and_map_after_a_round_trip(tmp_path):
+    from jaxbench.studies import analyses, catalogue, load, save
+    from jaxbench.studies.table import StudyResult
+
+    coverage = 0.85 - 0.06 * np.abs(D)
+    result = analyses.feature_ood(
+        lambda b: {"coverage": coverage[b]},
+        [f"b{i}" for i in range(D.size)],
+        D,
+        "tes",
+        support=[40] * D.size,
+        target={"coverage": (0.6, True)},
+        binomial=("coverage",),
+    )
+    trusted = result.summary["tes"]["trusted_range"]["coverage"]
+    assert trusted["fitted"]["upper"]["limit"] == pytest.approx(0.25 / 0.06, rel=1e-3)
+    lo, hi = trusted["fitted"]["upper"]["interval"]
+    assert lo < 0.25 / 0.06 < hi and trusted["points"][0]["error"] > 0  # binomial errors from the support
+    grid = np.arange(-2, 3, 1.0)
+    region = trusted_region(grid, grid, 0.9 - 0.05 * (grid[:, None] ** 2 + grid[None, :] ** 2), 0.7)
+    summary = {**result.summary, "maps": {"coverage": {**region, "features": ["tes", "jes"]}}}
+    save(StudyResult("feature_ood", result.rows, summary), tmp_path / "ood")
+    figures = catalogue.FEATURE_OOD.plot(load(tmp_path / "ood"))
+    assert [f.name for f in figures] == ["study_feature_ood", "study_feature_ood_trusted", "study_feature_ood_map_0"]
+    assert all(f.png.startswith(b"\x89PNG") for f in figures)
