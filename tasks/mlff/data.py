@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from jaxbench import progress
 from jaxbench.errors import ConfigError, DataFormatError
 
 #: 1 kcal/mol in eV: 4184 J/mol divided by the Faraday constant 96485.33212 C/mol (≈ 43.3641 meV).
@@ -620,7 +621,8 @@ def write_dataset(root: str | Path, dataset: Dataset, molecule: str) -> Path:
 
 def read_dataset(path: str | Path, molecule: str, *, published: bool, check_units: bool = True) -> Dataset:
     """An rMD17 npz (or the archive folder holding it) and, if ``published``, its split k=1."""
-    traj = load_rmd17(path, molecule, check_units=check_units)
+    with progress.spinner(f"mlff: reading and checking {rmd17_file(path, molecule).name}"):
+        traj = load_rmd17(path, molecule, check_units=check_units)
     if not published:
         return Dataset(traj)
     return Dataset(traj, load_published_split(path, 1, n_frames=traj.num_frames, expected_size=None))
