@@ -22,10 +22,10 @@ TEST_SET = {"temporal": "the test window (last part in time)", "published": "the
 UNITS = (
     "Energy errors are of the molecule's total energy per frame, predicted minus reference, in meV per molecule "
     "(not per atom); the energy MAE and RMSE are their mean absolute and root-mean-square values over the test "
-    "frames. Force errors are per Cartesian component: the force MAE and RMSE average |ΔF| and ΔF² over the x, y "
-    "and z components of every atom of every test frame, in meV/Å, and the per-species MAE does so over the atoms "
-    "of one element. The error figures also show |force error| per atom, the length of an atom's 3-component error "
-    "vector (meV/Å), which is larger than a component error."
+    "frames. Force errors are per Cartesian component, in meV/Å: the force MAE is the mean of |ΔF| and the RMSE "
+    "the root of the mean of ΔF² over the x, y and z components of every atom of every test frame; the per-species "
+    "MAE takes the mean over the atoms of one element. The error figures also show |force error| per atom, the "
+    "length of an atom's 3-component error vector (meV/Å), which is larger than a component error."
 )
 
 
@@ -47,7 +47,7 @@ def split_text(config: MLFFConfig, pool: int, test: int) -> str:
             f"Temporal split: the frames are ordered by time; the last {frames.test_fraction:.0%} ({test} frames) is "
             f"the test window and the model trains on {frames.train_frames} random frames of the {pool} before it. "
             f"{frames.test_frames} evenly spaced test-window frames are evaluated. The numbers measure extrapolation "
-            "forward in time, not interpolation between neighbouring, correlated frames, so they are larger than "
+            "forward in time, not interpolation between neighbouring, correlated frames, so expect them above "
             "random-split numbers from the literature."
         )
     return (

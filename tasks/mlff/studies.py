@@ -19,7 +19,7 @@ def train_and_evaluate(ctx: StudyContext, unit: str, keys: jax.Array, idx: np.nd
     """(error metrics, energy error per test frame in meV) of M models trained on ``idx`` (M, n) in one program."""
     settings = ctx.config.training
     chunks = -(-settings.steps // settings.checkpoint_every)
-    description = f"mlff: {unit}, {len(idx)} models of {idx.shape[1]} frames"
+    description = f"mlff: {unit} ({len(idx)} models)"
     with ctx.stage.progress(description, chunks) as advance:
         params, _ = training.train_many(
             keys,
