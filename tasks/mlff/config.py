@@ -8,7 +8,15 @@ from jaxbench.config import check, override
 from jaxbench.task import Criterion
 
 from .geometries import GEOMETRIES
-from .settings import DynamicsConfig, MDConfig, NequipConfig, SoapConfig, TrainSettings, generator_datacard
+from .settings import (
+    DynamicsConfig,
+    MDConfig,
+    NequipConfig,
+    SoapConfig,
+    TrainSettings,
+    check_number,
+    generator_datacard,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +40,10 @@ class DataConfig:
             self.split in ("temporal", "published"),
             f"data.split must be one of ('temporal', 'published'), got {self.split!r}.",
         )
-        check(0.0 < self.test_fraction < 0.5, f"data.test_fraction must be in (0, 0.5), got {self.test_fraction}.")
+        check(
+            0.0 < self.test_fraction < 0.5,  # also refuses NaN
+            f"data.test_fraction must be a number in (0, 0.5), got {self.test_fraction}.",
+        )
         for name in ("n_frames", "test_frames", "train_frames"):
             check(getattr(self, name) >= 1, f"data.{name} must be >= 1, got {getattr(self, name)}.")
 
@@ -57,6 +68,15 @@ class StudiesConfig:
             min(self.efficiency_sizes, default=0) >= 1,
             f"studies.efficiency_sizes needs sizes >= 1, got {self.efficiency_sizes}.",
         )
+        check(
+            bool(self.window_starts) and all(0.0 <= s < 1.0 for s in self.window_starts),
+            f"studies.window_starts must be fractions of the trajectory in [0, 1), got {self.window_starts}.",
+        )
+        check(
+            bool(self.window_widths) and all(0.0 < w <= 1.0 for w in self.window_widths),
+            f"studies.window_widths must be fractions of the trajectory in (0, 1], got {self.window_widths}.",
+        )
+        check_number("studies.trust_force_mae_factor", self.trust_force_mae_factor, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +90,20 @@ class MLFFConfig:
     soap: SoapConfig = SoapConfig(r_cut=5.0, n_max=6, l_max=4)
     studies: StudiesConfig = StudiesConfig()
     chunk_size: int = 64
+
+    def __post_init__(self):
+        check(self.chunk_size >= 1, f"chunk_size must be >= 1, got {self.chunk_size}.")
+        batch = self.training.batch_size
+        for key, frames in (
+            ("data.train_frames", self.data.train_frames),
+            ("studies.window_frames", self.studies.window_frames),
+            ("studies.efficiency_sizes", min(self.studies.efficiency_sizes)),
+        ):
+            check(
+                frames >= batch,
+                f"{key}={frames} is smaller than training.batch_size={batch} (frames per step, drawn without "
+                f"replacement); lower training.batch_size or raise {key}.",
+            )
 
 
 DEFAULT = MLFFConfig()

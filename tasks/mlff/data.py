@@ -16,8 +16,10 @@ generated data (``tasks.mlff.md``) come as the same Trajectory, so every study r
 
 from __future__ import annotations
 
+import lzma
 import math
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from jaxbench import progress
 from jaxbench.errors import ConfigError, DataFormatError
 
 #: 1 kcal/mol in eV: 4184 J/mol divided by the Faraday constant 96485.33212 C/mol (≈ 43.3641 meV).
@@ -74,6 +77,18 @@ _ENERGY_RATIO_RANGE = (0.9, 1.1)  # total energy / (627.5 × summed free-atom en
 _FORCE_RMS_RANGE = (2.0, 400.0)  # kcal/mol/Å, RMS force component over frames
 _MIN_DISTANCE = 0.5  # Å: closer atoms mean a corrupt frame
 _UNIT_SAMPLE_FRAMES = 256
+# What a truncated or corrupted npz raises from zipfile, its decompressors and numpy's .npy reader:
+# a corrupt header can name an unsupported compression method, zip version or encryption flag.
+_UNREADABLE = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 class Trajectory(NamedTuple):
@@ -224,10 +239,11 @@ def load_rmd17(
                     f"(found: {', '.join(found) or 'nothing'}). {fix}."
                 )
             arrays = {key: npz[key] for key in RMD17_KEYS if key in found}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except _UNREADABLE as error:
         if isinstance(error, DataFormatError):
             raise
-        raise DataFormatError(f"{name} is not a readable npz file ({error}). {_DOWNLOAD}.") from None
+        reason = " ".join(str(error).split()) or type(error).__name__  # one line
+        raise DataFormatError(f"{name} is not a readable npz file ({reason}). {_DOWNLOAD}.") from None
 
     species = _integers(name, "nuclear_charges", arrays["nuclear_charges"], ndim=1)
     n_atoms = species.shape[0]
@@ -317,9 +333,10 @@ def _integers(name: str, field: str, array: np.ndarray, ndim: int) -> np.ndarray
 
 def _floats(name: str, field: str, array: np.ndarray, shape: tuple) -> np.ndarray:
     """A float array of the given shape (None: any length) whose entries are all finite."""
-    if array.dtype.kind != "f":
+    if array.dtype.kind != "f" or array.dtype.itemsize < 4:
         raise DataFormatError(
-            f"{name}: field {field!r} has dtype {array.dtype}, expected floating point (rMD17 stores float64)."
+            f"{name}: field {field!r} has dtype {array.dtype}, expected float64 or float32 (rMD17 stores float64; "
+            "float16 keeps only 3 significant digits)."
         )
     if array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, array.shape)):
         spelled = "(" + ", ".join("F" if s is None else str(s) for s in shape) + ")"
@@ -620,7 +637,8 @@ def write_dataset(root: str | Path, dataset: Dataset, molecule: str) -> Path:
 
 def read_dataset(path: str | Path, molecule: str, *, published: bool, check_units: bool = True) -> Dataset:
     """An rMD17 npz (or the archive folder holding it) and, if ``published``, its split k=1."""
-    traj = load_rmd17(path, molecule, check_units=check_units)
+    with progress.spinner(f"mlff: reading and checking {rmd17_file(path, molecule).name}"):
+        traj = load_rmd17(path, molecule, check_units=check_units)
     if not published:
         return Dataset(traj)
     return Dataset(traj, load_published_split(path, 1, n_frames=traj.num_frames, expected_size=None))

@@ -31,6 +31,7 @@ import jax
 import numpy as np
 from numpy.typing import ArrayLike
 
+from jaxbench import progress
 from jaxbench.errors import ConfigError, DataFormatError
 from jaxbench.records import atomic_write_json, read_arrays, write_arrays
 
@@ -166,16 +167,20 @@ def _run_md(words: tuple[int, ...], config: MDConfig, n_frames: int) -> dict[str
     time_index = np.empty(n_frames, np.int64)
     total = config.equilibration_steps + n_frames * config.save_every
     saved = 0
-    with one_thread():
+    description = f"mlff: MD frames of {config.molecule} ({config.method})"
+    with one_thread(), progress.bar(description, n_frames) as advance:
         try:
             for _ in dynamics.irun(total):
                 step = dynamics.nsteps - config.equilibration_steps  # steps since equilibration
+                if step <= 0 and dynamics.nsteps % 50 == 0:  # the bar waits at 0 frames meanwhile
+                    advance(0, info=f"equilibrating, step {dynamics.nsteps}/{config.equilibration_steps}")
                 if step > 0 and step % config.save_every == 0:
                     positions[saved] = atoms.get_positions()
                     energy[saved] = atoms.get_potential_energy(apply_constraint=False)
                     forces[saved] = atoms.get_forces(apply_constraint=False)
                     time_index[saved] = dynamics.nsteps
                     saved += 1
+                    advance(info=f"T {atoms.get_temperature():.0f} K")
         except TBLiteRuntimeError as error:
             raise RuntimeError(
                 f"GFN2-xTB failed at MD step {dynamics.nsteps} of {config.molecule} ({error}). The "

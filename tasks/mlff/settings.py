@@ -23,6 +23,23 @@ MAX_ATOMIC_NUMBER = 118
 GTO_DECAY_THRESHOLD = 1e-3
 
 
+def check_number(
+    key: str, value: object, low: float | None = None, high: float | None = None, *, above: bool = False
+) -> None:
+    """ConfigError naming ``key`` unless ``value`` is a finite number in [low, high] (``above``: low excluded)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    bounds = [f"> {low:g}" if above else f">= {low:g}"] if low is not None else []
+    bounds += [f"<= {high:g}"] if high is not None else []
+    ok = math.isfinite(number) and (low is None or number > low or (not above and number == low))
+    check(
+        ok and (high is None or number <= high),
+        f"{key} must be a finite number{' ' + ' and '.join(bounds) if bounds else ''}; got {value!r}.",
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class DynamicsConfig:
     """Langevin dynamics and labels of a generated trajectory (the ``md`` part of the task config).
@@ -46,7 +63,7 @@ class DynamicsConfig:
 
     def __post_init__(self):
         for name in ("temperature_K", "timestep_fs", "friction_per_fs", "accuracy", "electronic_temperature_K"):
-            check(float(getattr(self, name)) > 0.0, f"md.{name} must be positive; got {getattr(self, name)!r}.")
+            check_number(f"md.{name}", getattr(self, name), 0.0, above=True)
         check(
             int(self.save_every) == self.save_every and self.save_every >= 1,
             f"md.save_every must be a positive integer; got {self.save_every!r}.",
@@ -153,7 +170,7 @@ class NequipConfig:
             self.l_max >= 0 and self.radial_layers >= 0,
             f"model.l_max and model.radial_layers must be >= 0, got {self.l_max}, {self.radial_layers}.",
         )
-        check(self.cutoff > 0, f"model.cutoff must be a positive distance in Å, got {self.cutoff}.")
+        check_number("model.cutoff", self.cutoff, 0.0, above=True)  # Å
 
     @property
     def hidden_irreps(self):
@@ -193,7 +210,14 @@ class TrainSettings:
     def __post_init__(self):
         for name in ("steps", "batch_size", "checkpoint_every"):
             check(int(getattr(self, name)) >= 1, f"training.{name} must be >= 1, got {getattr(self, name)}.")
-        check(self.learning_rate > 0, f"training.learning_rate must be > 0, got {self.learning_rate}.")
+        check_number("training.learning_rate", self.learning_rate, 0.0, above=True)
+        check_number("training.final_learning_fraction", self.final_learning_fraction, 0.0, 1.0)
+        check_number("training.energy_weight", self.energy_weight, 0.0)
+        check_number("training.force_weight", self.force_weight, 0.0)
+        check(
+            self.energy_weight + self.force_weight > 0,
+            "training.energy_weight and training.force_weight are both 0: nothing would be fitted; set one > 0.",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,11 +247,11 @@ class SoapConfig:
         )
         object.__setattr__(self, "species", species)
         check(
-            float(self.r_cut) > 1.0,
+            float(self.r_cut) > 1.0 and math.isfinite(float(self.r_cut)),
             f"soap.r_cut = {self.r_cut!r} Å: the GTO basis spaces its primitives "
-            "between 1 Å and r_cut, so r_cut must exceed 1 Å (dscribe has the same rule).",
+            "between 1 Å and r_cut, so r_cut must be a finite distance above 1 Å (dscribe has the same rule).",
         )
-        check(float(self.sigma) > 0.0, f"soap.sigma must be a positive width in Å; got {self.sigma!r}.")
+        check_number("soap.sigma", self.sigma, 0.0, above=True)  # Å
         check(
             int(self.n_max) == self.n_max and self.n_max >= 1,
             f"soap.n_max must be a positive integer; got {self.n_max!r}.",

@@ -61,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxbench import progress
 from jaxbench.errors import ConfigError, DataFormatError
 
 from .data import evenly_spaced
@@ -419,5 +420,11 @@ def subset_similarity(
         idx = evenly_spaced(np.asarray(idx), min(n_frames, len(idx)))
         return describe_frames(config, species, np.asarray(positions)[idx])
 
-    reference = describe(test)
-    return np.asarray([window_similarity(describe(subset), reference, normalize=True) for subset in subsets])
+    with progress.bar("mlff: SOAP similarity of the training sets", len(subsets) + 1) as advance:
+        reference = describe(test)
+        advance(info="test frames")
+        similarity = []
+        for subset in subsets:
+            similarity.append(window_similarity(describe(subset), reference, normalize=True))
+            advance()
+    return np.asarray(similarity)

@@ -17,14 +17,19 @@ from . import data, metrics, soap, training
 
 def train_and_evaluate(ctx: StudyContext, unit: str, keys: jax.Array, idx: np.ndarray) -> list[tuple[dict, np.ndarray]]:
     """(error metrics, energy error per test frame in meV) of M models trained on ``idx`` (M, n) in one program."""
-    params, _ = training.train_many(
-        keys,
-        ctx.data.trajectory,
-        idx,
-        ctx.config.model,
-        checkpoint_dir=ctx.stage.directory(unit),
-        **dataclasses.asdict(ctx.config.training),
-    )
+    settings = ctx.config.training
+    chunks = -(-settings.steps // settings.checkpoint_every)
+    description = f"mlff: {unit} ({len(idx)} models)"
+    with ctx.stage.progress(description, chunks) as advance:
+        params, _ = training.train_many(
+            keys,
+            ctx.data.trajectory,
+            idx,
+            ctx.config.model,
+            checkpoint_dir=ctx.stage.directory(unit),
+            callback=lambda step, h: advance(info=f"mean loss {np.mean(h.loss[:, step - 1]):.3g}"),
+            **dataclasses.asdict(settings),
+        )
     predictions = [ctx.evaluate(ctx.items, ctx.key, shared=training.unstack(params, m)) for m in range(len(idx))]
     return [
         (metrics.error_metrics(ctx.task.per_sample_metrics(p, ctx.items)), metrics.energy_error_mev(p, ctx.items))

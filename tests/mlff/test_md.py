@@ -181,8 +181,10 @@ def test_cache_round_trips_and_is_keyed_by_the_config(tmp_path, monkeypatch, eth
 
 
 def test_bad_options_are_named():
-    with pytest.raises(ConfigError, match="temperature_K must be positive"):
+    with pytest.raises(ConfigError, match="temperature_K must be a finite number > 0"):
         md.generate_trajectory(0, "ethanol", 5, temperature_K=-1.0)
+    with pytest.raises(ConfigError, match="friction_per_fs must be a finite number > 0; got nan"):
+        md.generate_trajectory(0, "ethanol", 5, friction_per_fs=float("nan"))
     with pytest.raises(ConfigError, match="MD options are"):
         md.generate_trajectory(0, "ethanol", 5, temperature=500.0)
     with pytest.raises(ConfigError, match="no starting geometry"):

@@ -31,7 +31,7 @@ def studied_run(tmp_path_factory):
 
 def test_run_reports_test_window_errors_in_mev(studied_run):
     out, stdout, cache = studied_run
-    assert "force MAE (meV/Å)" in stdout
+    assert "force MAE, per component (meV/Å)" in stdout and "on the test window" in stdout
     metrics = records.read_json(out / "metrics.json")
     assert metrics["data"]["formula"] == "C2H6O" and metrics["train_frames"] == 40 and metrics["test_frames"] == 16
     assert {"force_mae_H", "force_mae_C", "force_mae_O"} <= set(metrics)
@@ -68,6 +68,7 @@ def test_every_study_is_written_and_reported(studied_run):
     ):
         assert (out / "studies" / name / "table.csv").exists(), name
         assert f"Study: {title}" in html
+    assert "What the numbers mean" in html and "Data source: generated" in html and "meV per molecule" in html
     efficiency = records.read_json(out / "studies" / "sample_efficiency" / "result.json")["summary"]
     assert efficiency["sizes"] == [10, 20] and efficiency["skipped_sizes_beyond_pool"] == [100000]
     windows = records.read_json(out / "studies" / "time_window_grid" / "result.json")["summary"]
@@ -131,6 +132,9 @@ def test_rmd17_files_run_with_the_published_split(studied_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = records.read_json(run / "manifest.json")
     assert any(k.endswith("rmd17_ethanol.npz") for k in manifest["data_checksums"])
+    assert manifest["environment"]["packages"]["tblite"] and manifest["environment"]["packages"]["e3nn-jax"]
+    html = (run / "report.html").read_text()
+    assert f"Data source: {root}" in html and "Published rMD17 split k=1" in html
     items = records.read_arrays(run / "arrays" / "items")
     assert set(items["frame"]) <= set(range(120, 240))
     # The file's frames, in eV again after the kcal/mol round trip.
