@@ -65,12 +65,13 @@ def metric_vs_x(
                 linestyle="none" if scatter else "-",
             )
         ax.set_xlabel(xlabel)
+        ax.set_ylabel(metric.replace("_per_a", " /Å").replace("_mev", " (meV)"), fontsize=8)  # units in the name
         ax.set_title(metric, fontsize=9)
         if logx:
             ax.set_xscale("log")
         ax.grid(alpha=0.3)
         if len(result.groups()) > 1:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.08), ncol=3, frameon=False)
     fig.tight_layout()
     return Figure(name, caption, figure_png(fig))
 
