@@ -30,6 +30,17 @@ def _figure(n_panels: int, width: float = 4.0, height: float = 3.2):
     return fig, axes.ravel()
 
 
+UNIT_SUFFIXES = (("_mev_per_atom", " (meV/atom)"), ("_mev_per_a", " (meV/Å)"), ("_mev", " (meV)"), ("_gev", " (GeV)"))
+
+
+def axis_label(metric: str) -> str:
+    """A metric name as an axis label, its unit suffix (``_mev_per_a``, ...) written as a unit."""
+    for suffix, unit in UNIT_SUFFIXES:
+        if metric.endswith(suffix):
+            return metric[: -len(suffix)].replace("_", " ") + unit
+    return metric.replace("_", " ")
+
+
 def metric_vs_x(
     result: StudyResult,
     name: str,
@@ -65,7 +76,7 @@ def metric_vs_x(
                 linestyle="none" if scatter else "-",
             )
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(metric.replace("_per_a", " /Å").replace("_mev", " (meV)"), fontsize=8)  # units in the name
+        ax.set_ylabel(axis_label(metric), fontsize=8)
         ax.set_title(metric, fontsize=9)
         if logx:
             ax.set_xscale("log")
