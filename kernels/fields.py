@@ -100,6 +100,7 @@ def center_of_mass(
 ) -> StudyResult:
     """Displacement (dy, dx, r; ``pixel_size`` units) of the predicted from the true intensity centroid.
 
+    r = sqrt(dy^2 + dx^2) is the Euclidean distance between the centroids (the method's delta_r).
     Shapes: fields (S, T, H, W); ``arrays`` keeps dy, dx, r (S, T). Rows per lead time: mean dy,
     dx, r and median r over samples where both centroids exist (support).
     """

@@ -57,6 +57,16 @@ def test_center_of_mass_measures_a_shift_of_k_pixels():
     np.testing.assert_allclose(result.column("value", "dx_mean"), 0.0, atol=1e-3)
 
 
+def test_center_of_mass_distance_is_euclidean_for_an_off_axis_shift():
+    pred, truth = _blobs((3, 4))  # a 3-4-5 triangle: L1 would give 7 pixels, L-infinity 4
+    result = fields.center_of_mass(pred[None, None], truth[None, None], [1], pixel_size=2.0)
+    np.testing.assert_allclose(result.arrays["dy"], [[6.0]], atol=1e-3)
+    np.testing.assert_allclose(result.arrays["dx"], [[8.0]], atol=1e-3)
+    np.testing.assert_allclose(result.arrays["r"], [[10.0]], atol=1e-3)
+    assert result.select("r_mean")[0].value == pytest.approx(10.0, abs=1e-3)
+    assert result.select("r_median")[0].value == pytest.approx(10.0, abs=1e-3)
+
+
 @pytest.mark.parametrize("mode", fields.MASK_MODES)
 def test_active_area_matches_a_numpy_loop(mode):
     rng = np.random.default_rng(2)
