@@ -10,8 +10,10 @@ and kind belongs to exactly one analysis here, and matplotlib is imported only w
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -142,30 +144,84 @@ def active_mask(prediction: jax.Array, truth: jax.Array, threshold: float, mode:
     return masks[mode]()
 
 
+class ActiveAreaErrors(NamedTuple):
+    """Sums of the error prediction - truth over each frame's active pixels; every field is (S, T).
+
+    Field units (e.g. mm/h) for the error sums; ``pixels`` counts the active pixels of the frame.
+    """
+
+    pixels: jax.Array
+    abs_error_sum: jax.Array
+    squared_error_sum: jax.Array
+    error_sum: jax.Array
+
+    @property
+    def mae(self) -> jax.Array:
+        """Active-area MAE of each frame (S, T); NaN for a frame without an active pixel."""
+        return jnp.where(self.pixels > 0, self.abs_error_sum / jnp.maximum(self.pixels, 1), jnp.nan)
+
+
+@functools.partial(jax.jit, static_argnames="mode")
+def active_area_errors(prediction: ArrayLike, truth: ArrayLike, threshold: float, mode: str) -> ActiveAreaErrors:
+    """Per-frame error sums over the active mask of (S, T, H, W) fields (see :func:`active_mask`)."""
+    prediction, truth = jnp.asarray(prediction, jnp.float32), jnp.asarray(truth, jnp.float32)
+    mask = active_mask(prediction, truth, threshold, mode)
+    err = jnp.where(mask, prediction - truth, 0.0)
+    pixel_axes = (-2, -1)
+    return ActiveAreaErrors(
+        jnp.sum(mask, axis=pixel_axes),
+        jnp.sum(jnp.abs(err), axis=pixel_axes),
+        jnp.sum(err**2, axis=pixel_axes),
+        jnp.sum(err, axis=pixel_axes),
+    )
+
+
 def active_area(
     prediction: ArrayLike, truth: ArrayLike, lead_times: Sequence[float], threshold: float, mode: str = "union"
 ) -> StudyResult:
-    """MAE, RMSE, bias and pixel count of (S, T, H, W) fields inside the active mask, per lead time.
+    """Active-area MAE per event and pooled, RMSE, bias and pixel count of (S, T, H, W) fields per lead time.
 
-    Every masked pixel of every sample counts once (support: masked pixels); a lead time with an
-    empty mask gives no row.
+    ``active_mae_per_event`` is the method's active-area MAE: the MAE over each frame's active
+    pixels, then the mean over the events (samples) at that lead time, each event weighing the
+    same (error: standard error over events; support: the frames averaged). A frame without an
+    active pixel has no active-area MAE: it is left out of that mean and counted in
+    ``empty_frames`` (support: all S frames). ``active_mae_pooled`` (and ``active_rmse_pooled``,
+    ``active_bias_pooled``) pool every active pixel of every event instead, so an event weighs
+    as many active pixels as it has (support: ``active_pixels``); the two agree only when every
+    event has the same active area or the same error. A lead time with no active pixel at all
+    gives only its ``empty_frames`` row. ``arrays`` keeps the per-frame ``active_mae`` (S, T;
+    NaN where empty) and ``active_pixels`` (S, T).
     """
-    prediction, truth = jnp.asarray(prediction, jnp.float32), jnp.asarray(truth, jnp.float32)
-    mask = active_mask(prediction, truth, threshold, mode)
-    err = prediction - truth
-    axes = (0, 2, 3)
-    n = jnp.sum(mask, axis=axes)
-    safe = jnp.maximum(n, 1)
-    mae = jnp.sum(jnp.where(mask, jnp.abs(err), 0.0), axis=axes) / safe
-    rmse = jnp.sqrt(jnp.sum(jnp.where(mask, err**2, 0.0), axis=axes) / safe)
-    bias = jnp.sum(jnp.where(mask, err, 0.0), axis=axes) / safe
+    e = active_area_errors(prediction, truth, threshold, mode)
+    pixels = np.asarray(e.pixels, np.int64)
+    abs_sum, sq_sum, err_sum = (np.asarray(a, np.float64) for a in (e.abs_error_sum, e.squared_error_sum, e.error_sum))
+    per_frame = np.where(pixels > 0, abs_sum / np.maximum(pixels, 1), np.nan)
+    s = pixels.shape[0]
     rows: list[Row] = []
+    empty_frames = []
     for i, lead in enumerate(lead_times):
-        if int(n[i]) == 0:
-            continue
-        values = {"mae": mae[i], "rmse": rmse[i], "bias": bias[i], "pixels": n[i]}
-        rows += make_rows(mode, f"t={lead:g}", lead, 0, _scalars(values, "active_area"), support=int(n[i]))
-    return StudyResult("active_area", tuple(rows), {"threshold": threshold, "mode": mode})
+        active = pixels[:, i] > 0
+        n_frames, n_pixels = int(active.sum()), int(pixels[:, i].sum())
+        empty_frames.append(s - n_frames)
+        label = f"t={lead:g}"
+        if n_frames:
+            maes = per_frame[active, i]
+            sem = {"active_mae_per_event": maes.std(ddof=1) / math.sqrt(n_frames) if n_frames > 1 else math.nan}
+            rows += make_rows(mode, label, lead, 0, {"active_mae_per_event": maes.mean()}, n_frames, sem)
+            pooled = {
+                "active_mae_pooled": abs_sum[:, i].sum() / n_pixels,
+                "active_rmse_pooled": math.sqrt(sq_sum[:, i].sum() / n_pixels),
+                "active_bias_pooled": err_sum[:, i].sum() / n_pixels,
+                "active_pixels": n_pixels,
+            }
+            rows += make_rows(mode, label, lead, 0, _scalars(pooled, "active_area"), support=n_pixels)
+        rows += make_rows(mode, label, lead, 0, {"empty_frames": s - n_frames}, support=s)
+    return StudyResult(
+        "active_area",
+        tuple(rows),
+        {"threshold": threshold, "mode": mode, "frames_per_lead_time": s, "empty_frames": empty_frames},
+        {"active_mae": per_frame, "active_pixels": pixels, "lead_times": np.asarray(lead_times, float)},
+    )
 
 
 # -- cumulative metrics ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from reference import nowcast_fields_numpy as ref
 
 from jaxbench.errors import ConfigError
 from jaxbench.kernels import fields
@@ -74,16 +75,43 @@ def test_active_area_matches_a_numpy_loop(mode):
     result = fields.active_area(pred, truth, [1, 2, 3], threshold=1.5, mode=mode)
     o, p = truth >= 1.5, pred >= 1.5
     mask = {"observed": o, "predicted": p, "union": o | p, "intersection": o & p}[mode]
+    expected = ref.active_mae(pred, truth, 1.5, mode)
     for t, lead in enumerate([1, 2, 3]):
         m = mask[:, t]
         err = (pred[:, t] - truth[:, t])[m]
         got = {r.metric: r for r in result.rows if r.x == lead}
-        assert got["pixels"].value == m.sum() == got["mae"].support
-        assert got["mae"].value == pytest.approx(np.abs(err).mean(), rel=1e-5)
-        assert got["rmse"].value == pytest.approx(np.sqrt((err**2).mean()), rel=1e-5)
-        assert got["bias"].value == pytest.approx(err.mean(), rel=1e-4, abs=1e-6)
+        assert got["active_pixels"].value == m.sum() == got["active_mae_pooled"].support
+        assert got["active_mae_pooled"].value == pytest.approx(np.abs(err).mean(), rel=1e-5)
+        assert got["active_mae_pooled"].value == pytest.approx(expected["pooled"][t], rel=1e-5)
+        assert got["active_mae_per_event"].value == pytest.approx(expected["per_event"][t], rel=1e-5)
+        assert got["active_mae_per_event"].support == expected["frames"][t]
+        assert got["empty_frames"].value == expected["empty_frames"][t]
+        assert got["active_rmse_pooled"].value == pytest.approx(np.sqrt((err**2).mean()), rel=1e-5)
+        assert got["active_bias_pooled"].value == pytest.approx(err.mean(), rel=1e-4, abs=1e-6)
     with pytest.raises(ConfigError, match="mode"):
         fields.active_area(pred, truth, [1, 2, 3], 1.5, mode="everything")
+
+
+def test_active_mae_per_event_and_pooled_differ_when_events_differ_in_active_area():
+    # 5 mm/h threshold. Event 0: 50 active pixels, error 1 mm/h each; event 1: 2 active pixels,
+    # error 30 mm/h each; event 2: dry (no active pixel). Frame 2 is dry in every event.
+    truth, pred = np.zeros((3, 2, 10, 10)), np.zeros((3, 2, 10, 10))
+    truth[0, 0, :5], pred[0, 0, :5] = 10.0, 11.0
+    truth[1, 0, 0, :2], pred[1, 0, 0, :2] = 20.0, 50.0
+    result = fields.active_area(pred, truth, [1, 2], threshold=5.0)
+    got = {r.metric: r for r in result.rows if r.x == 1}
+    expected = ref.active_mae(pred, truth, 5.0, "union")
+    assert expected["per_event"][0] == pytest.approx((1 + 30) / 2)  # each event weighs the same
+    assert expected["pooled"][0] == pytest.approx((50 * 1 + 2 * 30) / 52)  # each pixel weighs the same
+    assert got["active_mae_per_event"].value == pytest.approx(expected["per_event"][0], rel=1e-6)
+    assert got["active_mae_pooled"].value == pytest.approx(expected["pooled"][0], rel=1e-6)
+    assert got["active_mae_per_event"].support == 2 and got["active_mae_pooled"].support == 52
+    assert got["empty_frames"].value == 1 and got["empty_frames"].support == 3
+    assert got["active_mae_per_event"].error == pytest.approx(np.std([1.0, 30.0], ddof=1) / math.sqrt(2), rel=1e-6)
+    np.testing.assert_allclose(result.arrays["active_mae"], [[1.0, np.nan], [30.0, np.nan], [np.nan, np.nan]])
+    # the dry lead time: no MAE row, three empty frames
+    assert [(r.metric, r.value) for r in result.rows if r.x == 2] == [("empty_frames", 3.0)]
+    assert result.summary["empty_frames"] == [1, 3]
 
 
 def test_cumulative_csi_histogram_matches_numpy():
