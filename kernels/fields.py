@@ -10,6 +10,7 @@ and kind belongs to exactly one analysis here, and matplotlib is imported only w
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Mapping, Sequence
@@ -232,6 +233,10 @@ def per_sample_csi(forecast: ArrayLike, observed: ArrayLike, threshold: float) -
     return c.csi, jnp.all(~jnp.isnan(c.csi), axis=1)
 
 
+CUCSI_BINS = 30
+CUCSI_STEP = 0.015
+
+
 def cumulative_metric(
     per_sample: ArrayLike,
     lead_times: Sequence[float],
@@ -241,40 +246,93 @@ def cumulative_metric(
 ) -> StudyResult:
     """Distribution of a per-sample metric (S, T) per lead time over the ``select``-ed (S,) samples.
 
-    Rows per lead time and bin: fraction of selected samples (support: count). ``arrays['histogram']``
-    is (T, bins) counts; ``summary['cumulative_mean']`` the mean over selected samples per lead time.
+    Bins are half-open, [edges[j], edges[j+1]), the last one too. Rows per lead time (group) and
+    bin: the fraction of the selected samples in the bin (support: count). Values outside the grid
+    are counted, never dropped: per lead time the rows ``<metric>_fraction_below_grid`` (<
+    edges[0]) and ``<metric>_fraction_beyond_grid`` (>= edges[-1]), and ``summary`` keeps their
+    counts and the NaNs (``missing``), so each lead time's fractions, below, beyond and missing sum
+    to 1. ``arrays['histogram']`` is (T, bins) counts; ``summary['cumulative_mean']`` the mean over
+    the selected samples (NaNs skipped) per lead time, grid or not.
     """
     values = jnp.asarray(per_sample, jnp.float32)
     s, t = values.shape
+    grid = np.asarray(edges, np.float64)
+    if grid.ndim != 1 or grid.size < 2 or not np.all(np.diff(grid) > 0):
+        raise ConfigError(f"cumulative_metric: edges must be at least 2 increasing values, got {grid.tolist()}.")
     keep = jnp.ones((s,), bool) if select is None else jnp.asarray(select, bool)
-    edges = jnp.asarray(edges, jnp.float32)
+    # An open bin on each side (-inf, edges[0]) and [edges[-1], inf] turns the grid's last bin
+    # half-open and keeps every out-of-grid value countable.
+    padded = jnp.asarray(np.concatenate([[-np.inf], grid, [np.inf]]), jnp.float32)
     frame = jnp.broadcast_to(jnp.arange(t, dtype=jnp.float32)[None, :], (s, t))
     masked = jnp.where(keep[:, None], values, jnp.nan)
-    hist = np.asarray(stats.histogram2d(frame.ravel(), masked.ravel(), jnp.arange(t + 1, dtype=jnp.float32), edges))
+    counts = np.asarray(stats.histogram2d(frame.ravel(), masked.ravel(), jnp.arange(t + 1, dtype=jnp.float32), padded))
+    counts = np.rint(counts).astype(np.int64)
+    below, hist, beyond = counts[:, 0], counts[:, 1:-1], counts[:, -1]
     n_kept = int(jnp.sum(keep))
-    centers = 0.5 * (np.asarray(edges)[1:] + np.asarray(edges)[:-1])
-    rows: list[Row] = []
-    for i, lead in enumerate(lead_times):
-        for b, c in enumerate(centers):
-            rows.append(
-                Row(
-                    f"t={lead:g}",
-                    f"[{float(edges[b]):g}, {float(edges[b + 1]):g})",
-                    float(c),
-                    0,
-                    f"{metric}_fraction",
-                    hist[i, b] / max(n_kept, 1),
-                    math.nan,
-                    int(hist[i, b]),
-                )
-            )
+    missing = n_kept - counts.sum(axis=1)
+    denom = max(n_kept, 1)
+    # (slice, x, metric suffix, column of counts): below, the grid's bins, beyond.
+    cells = [(f"< {grid[0]:g}", grid[0], "_fraction_below_grid", 0)]
+    cells += [
+        (f"[{lo:g}, {hi:g})", (lo + hi) / 2, "_fraction", b + 1) for b, (lo, hi) in enumerate(zip(grid, grid[1:]))
+    ]
+    cells += [(f">= {grid[-1]:g}", grid[-1], "_fraction_beyond_grid", grid.size)]
+    rows = [
+        Row(
+            f"t={lead:g}",
+            label,
+            float(x),
+            0,
+            metric + suffix,
+            float(counts[i, col] / denom),
+            support=int(counts[i, col]),
+        )
+        for i, lead in enumerate(lead_times)
+        for label, x, suffix, col in cells
+    ]
     means = np.nanmean(np.asarray(masked), axis=0) if n_kept else np.full(t, np.nan)
-    return StudyResult(
-        "cumulative",
-        tuple(rows),
-        {"metric": metric, "selected_samples": n_kept, "cumulative_mean": means.tolist()},
-        {"histogram": hist, "edges": np.asarray(edges), "lead_times": np.asarray(lead_times, float)},
-    )
+    summary = {
+        "metric": metric,
+        "selected_samples": n_kept,
+        "cumulative_mean": means.tolist(),
+        "below_grid": below.tolist(),
+        "beyond_grid": beyond.tolist(),
+        "missing": missing.tolist(),
+        "below_grid_fraction": (below / denom).tolist(),
+        "beyond_grid_fraction": (beyond / denom).tolist(),
+    }
+    arrays = {
+        "histogram": hist,
+        "below_grid": below,
+        "beyond_grid": beyond,
+        "edges": grid,
+        "lead_times": np.asarray(lead_times, float),
+    }
+    return StudyResult("cumulative", tuple(rows), summary, arrays)
+
+
+def cumulative_csi(
+    forecast: ArrayLike,
+    observed: ArrayLike,
+    lead_times: Sequence[float],
+    threshold: float,
+    n_bins: int = CUCSI_BINS,
+    step: float = CUCSI_STEP,
+) -> StudyResult:
+    """Cumulative CSI (CuCSI_T) of (S, T, H, W) fields: per lead time, the CSI histogram of the subset X_T.
+
+    X_T keeps the events whose every frame has hits + misses + false alarms > 0 at ``threshold``;
+    bins are [step * j, step * (j + 1)) for j < ``n_bins`` (the method's N = 30, s = 0.015 by
+    default, so the grid ends at CSI 0.45). A row's value is the bin's count over |X_T|, and CSI
+    values beyond the grid are counted in ``csi_fraction_beyond_grid`` (see
+    :func:`cumulative_metric`); ``summary`` adds the threshold, N, s and the number of events.
+    """
+    if n_bins < 1 or not step > 0:
+        raise ConfigError(f"cumulative_csi: needs n_bins >= 1 and step > 0, got n_bins={n_bins}, step={step}.")
+    csi, keep = per_sample_csi(forecast, observed, threshold)
+    result = cumulative_metric(csi, lead_times, step * np.arange(n_bins + 1), select=keep, metric="csi")
+    summary = {**result.summary, "threshold": threshold, "n_bins": n_bins, "step": step, "samples": int(csi.shape[0])}
+    return dataclasses.replace(result, summary=summary)
 
 
 # -- plots ----------------------------------------------------------------------------------------
@@ -284,11 +342,14 @@ def histogram_per_lead(result: StudyResult, name: str, caption: str, key: str = 
     edges = np.asarray(result.arrays["edges"], float)
     leads = np.asarray(result.arrays["lead_times"], float)
     fig, (ax,) = plots._figure(1, width=5.5, height=3.6)
-    total = max(hist.sum(axis=1).max(), 1.0)
+    total = max(result.summary.get("selected_samples", hist.sum(axis=1).max()), 1)  # out-of-grid samples count too
     mesh = ax.pcolormesh(np.arange(len(leads) + 1) - 0.5, edges, (hist / total).T, cmap="viridis")
     ax.set_xticks(range(len(leads)), [f"{t:g}" for t in leads], fontsize=7)
     ax.set_xlabel("lead time")
     ax.set_ylabel(result.summary.get("metric", "metric"))
+    outside = sum(result.summary.get("below_grid", [])) + sum(result.summary.get("beyond_grid", []))
+    if outside:
+        ax.set_title(f"{outside} sample-frames outside [{edges[0]:g}, {edges[-1]:g}) not drawn", fontsize=8)
     fig.colorbar(mesh, ax=ax, label="fraction of samples")
     fig.tight_layout()
     return Figure(name, caption, figure_png(fig))

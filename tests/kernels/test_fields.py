@@ -11,6 +11,7 @@ from reference import nowcast_fields_numpy as ref
 from jaxbench.errors import ConfigError
 from jaxbench.kernels import fields
 from jaxbench.report import Figure
+from jaxbench.studies import table
 
 
 # -- frame slices and differential trend ----------------------------------------------------------
@@ -132,6 +133,56 @@ def test_cumulative_csi_histogram_matches_numpy():
     np.testing.assert_allclose(result.summary["cumulative_mean"], csi_np.mean(axis=0), rtol=1e-5)
 
 
+def _mixed_skill_fields(seed=5, shape=(40, 4, 7, 7)):
+    """Rain fields and forecasts whose skill varies per event: CSIs on both sides of 0.45."""
+    rng = np.random.default_rng(seed)
+    obs = rng.gamma(0.6, 2.0, shape)
+    skill = rng.uniform(0, 1, (shape[0], 1, 1, 1))
+    fc = skill * obs + (1 - skill) * rng.permuted(obs, axis=-1) * rng.uniform(0.5, 2.0, shape)
+    obs[3, 1], fc[3, 1] = 0.0, 0.0  # event 3 is dry in frame 1: not in X_T
+    return fc, obs
+
+
+def test_cumulative_csi_matches_the_method_with_n30_s0015_and_counts_csi_beyond_the_grid():
+    fc, obs = _mixed_skill_fields()
+    result = fields.cumulative_csi(fc, obs, [1, 2, 3, 4], threshold=1.5)  # the defaults: N = 30, s = 0.015
+    expected = ref.cumulative_csi(fc, obs, 1.5, n_bins=30, step=0.015)
+    n = expected["selected"]
+    assert n == 39 and result.summary["selected_samples"] == n and result.summary["samples"] == 40
+    assert (result.summary["n_bins"], result.summary["step"]) == (30, 0.015)
+    np.testing.assert_allclose(result.arrays["edges"][[0, -1]], [0.0, 0.45])
+    csi = expected["csi"]
+    assert np.any(csi >= 0.45) and np.any((csi > 0) & (csi < 0.45))
+    assert np.any(np.isclose(csi / 0.015, np.round(csi / 0.015)) & (csi > 0) & (csi < 0.45))  # CSIs on inner edges
+    np.testing.assert_array_equal(result.arrays["histogram"], expected["counts"])
+    np.testing.assert_array_equal(result.arrays["beyond_grid"], expected["beyond"])
+    np.testing.assert_array_equal(result.arrays["below_grid"], 0)
+    for t, lead in enumerate([1, 2, 3, 4]):
+        group = f"t={lead:g}"
+        fractions = result.column("value", "csi_fraction", group)
+        np.testing.assert_array_equal(fractions, expected["counts"][t] / n)  # a row's fractions are over |X_T|
+        np.testing.assert_array_equal(result.column("support", "csi_fraction", group), expected["counts"][t])
+        (beyond,) = result.select("csi_fraction_beyond_grid", group)
+        assert beyond.value == expected["beyond"][t] / n and beyond.support == expected["beyond"][t] > 0
+        assert result.summary["beyond_grid"][t] == expected["beyond"][t]
+        assert fractions.sum() + beyond.value == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(result.summary["cumulative_mean"], csi.mean(axis=0), rtol=1e-5)
+
+
+def test_cumulative_metric_counts_values_outside_its_grid_and_nans():
+    values = np.array([[-0.5, 0.0], [0.1, 0.25], [0.3, 0.3], [np.nan, 7.0], [0.05, 0.2]])
+    result = fields.cumulative_metric(values, [1, 2], [0.0, 0.1, 0.2, 0.3], metric="m")
+    # half-open bins: 0.1 opens [0.1, 0.2) and 0.3, the last edge, is beyond the grid
+    np.testing.assert_array_equal(result.arrays["histogram"], [[1, 1, 0], [1, 0, 2]])
+    assert result.summary["below_grid"] == [1, 0] and result.summary["beyond_grid"] == [1, 2]
+    assert result.summary["missing"] == [1, 0]
+    np.testing.assert_array_equal(result.column("value", "m_fraction_below_grid"), [0.2, 0.0])
+    np.testing.assert_array_equal(result.column("value", "m_fraction_beyond_grid"), [0.2, 0.4])
+    np.testing.assert_array_equal(result.column("value", "m_fraction", "t=2"), [0.2, 0.0, 0.4])
+    with pytest.raises(ConfigError, match="increasing"):
+        fields.cumulative_metric(values, [1, 2], [0.0, 0.2, 0.1])
+
+
 # -- study kinds ----------------------------------------------------------------------------------
 def _small_results():
     """One small result per field study kind, keyed by the kind's name."""
@@ -139,13 +190,12 @@ def _small_results():
     leads = [1, 2, 3]
     truth = rng.gamma(1.0, 1.0, (6, 3, 8, 8))
     pred = truth * rng.uniform(0.5, 1.5, truth.shape)
-    csi, keep = fields.per_sample_csi(pred, truth, 1.0)
     return {
         "frame_slices": fields.frame_slices({"mae": np.abs(pred - truth).mean(axis=(2, 3))}, leads),
         "differential_trend": fields.differential_trend(pred, truth, truth[:, 0], leads),
         "center_of_mass": fields.center_of_mass(pred, truth, leads),
         "active_area": fields.active_area(pred, truth, leads, threshold=1.0),
-        "cumulative": fields.cumulative_metric(csi, leads, np.linspace(0, 1, 5), select=keep, metric="csi"),
+        "cumulative": fields.cumulative_csi(pred, truth, leads, threshold=1.0),
     }
 
 
@@ -157,3 +207,10 @@ def test_every_field_study_kind_draws_its_result():
         figures = info.plot(results[name])
         assert figures and all(isinstance(f, Figure) for f in figures), name
         assert all(f.png.startswith(b"\x89PNG") and f.caption for f in figures), name
+
+
+def test_every_field_study_result_survives_saving(tmp_path):
+    for name, result in _small_results().items():
+        loaded = table.load(table.save(result, tmp_path / name))
+        assert loaded.to_csv() == result.to_csv() and loaded.summary == result.summary, name
+        assert set(loaded.arrays) == set(result.arrays), name

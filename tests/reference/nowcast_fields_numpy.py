@@ -8,6 +8,7 @@ arrays: S events, T lead times (frames).
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -46,3 +47,38 @@ def active_mae(prediction: np.ndarray, truth: np.ndarray, threshold: float, mode
         out["per_event"][j] = sum(frame_maes) / len(frame_maes) if frame_maes else math.nan
         out["pooled"][j] = sum(abs_errors) / len(abs_errors) if abs_errors else math.nan
     return out
+
+
+def frame_contingency(forecast: np.ndarray, observed: np.ndarray, threshold: float) -> tuple[int, int, int]:
+    """Hits A, misses B and false alarms C of one frame (the CSI's counts)."""
+    a = b = c = 0
+    for f, o in zip(np.ravel(forecast), np.ravel(observed)):
+        a += f >= threshold and o >= threshold
+        b += f < threshold <= o
+        c += o < threshold <= f
+    return a, b, c
+
+
+def cumulative_csi(
+    forecast: np.ndarray, observed: np.ndarray, threshold: float, n_bins: int, step: float
+) -> dict[str, np.ndarray | int]:
+    """CuCSI_T counts (T, N) over X_T (events whose every frame has A + B + C > 0), the CSIs at or
+    beyond step * N per lead time, |X_T| and the CSIs (|X_T|, T).
+
+    Binning is exact (rational CSI and step), so a CSI on a bin edge, such as 3/10 = 20 * 0.015,
+    lands in the bin it opens, as [s j, s (j + 1)) says.
+    """
+    s, t = observed.shape[:2]
+    counts = [[frame_contingency(forecast[i, j], observed[i, j], threshold) for j in range(t)] for i in range(s)]
+    subset = [event for event in counts if all(sum(frame) > 0 for frame in event)]
+    grid, beyond = np.zeros((t, n_bins), np.int64), np.zeros(t, np.int64)
+    exact_step = Fraction(str(step))
+    for event in subset:
+        for j, (a, b, c) in enumerate(event):
+            cell = math.floor(Fraction(a, a + b + c) / exact_step)
+            if cell < n_bins:
+                grid[j, cell] += 1
+            else:
+                beyond[j] += 1
+    csi = np.array([[a / (a + b + c) for a, b, c in event] for event in subset]).reshape(-1, t)
+    return {"counts": grid, "beyond": beyond, "selected": len(subset), "csi": csi}
