@@ -57,13 +57,39 @@ def frame_slices(per_sample: Mapping[str, ArrayLike], lead_times: Sequence[float
 
 
 # -- differential trend ---------------------------------------------------------------------------
+QUADRANTS = ("I", "II", "III", "IV", "on_axis", "not_finite")
+
+
+def trend_quadrants(delta_true: ArrayLike, delta_pred: ArrayLike) -> dict[str, jax.Array]:
+    """Counts over samples (axis 0) of the points (true change x, predicted change y) per quadrant.
+
+    I: x > 0, y > 0 (both intensify); II: x < 0, y > 0; III: x < 0, y < 0; IV: x > 0, y < 0.
+    A point with x = 0 or y = 0 (both finite) is in no quadrant and counts as ``on_axis``; one with
+    a NaN/inf change counts as ``not_finite``; the six counts sum to the number of samples.
+    """
+    x, y = jnp.asarray(delta_true), jnp.asarray(delta_pred)
+    finite = jnp.isfinite(x) & jnp.isfinite(y)
+    right, left, up, down = finite & (x > 0), finite & (x < 0), y > 0, y < 0
+    cells = {
+        "I": right & up,
+        "II": left & up,
+        "III": left & down,
+        "IV": right & down,
+        "on_axis": finite & ((x == 0) | (y == 0)),
+        "not_finite": ~finite,
+    }
+    return {name: jnp.sum(cells[name], axis=0) for name in QUADRANTS}
+
+
 def differential_trend(
     prediction: ArrayLike, truth: ArrayLike, start: ArrayLike, lead_times: Sequence[float]
 ) -> StudyResult:
     """Slope, Pearson r and sign agreement of predicted vs true change mean(field_t) - mean(start).
 
     Shapes: prediction, truth (S, T, ...); start (S, ...) the last observed frame; trailing axes
-    are averaged. Rows per lead time; ``arrays`` keeps delta_true, delta_pred (S, T).
+    are averaged. Rows per lead time; ``summary['quadrants']`` counts the points (delta_true,
+    delta_pred) per quadrant for each end time (see :func:`trend_quadrants`); ``arrays`` keeps
+    delta_true, delta_pred (S, T).
     """
     prediction, truth, start = (jnp.asarray(a, jnp.float32) for a in (prediction, truth, start))
     axes = tuple(range(2, prediction.ndim))
@@ -85,10 +111,12 @@ def differential_trend(
             support=s,
             errors={"slope": fit.slope_err},
         )
+    quadrants = {k: np.asarray(v).tolist() for k, v in trend_quadrants(d_true, d_pred).items()}
+    by_end_time = {f"t={lead:g}": {k: int(quadrants[k][i]) for k in QUADRANTS} for i, lead in enumerate(lead_times)}
     return StudyResult(
         "differential_trend",
         tuple(rows),
-        {},
+        {"quadrants": by_end_time},
         {
             "delta_true": np.asarray(d_true),
             "delta_pred": np.asarray(d_pred),

@@ -41,6 +41,28 @@ def test_differential_trend_of_a_damped_forecast():
     np.testing.assert_allclose(opposite.column("value", "sign_agreement"), 0.0)
 
 
+def test_differential_trend_counts_the_points_per_quadrant_for_each_end_time():
+    # (true change, predicted change) of 13 events at end time 1; end time 2 mirrors them through
+    # the origin, and event 0's forecast there is NaN. Dyadic values keep the means exact.
+    points = [(0.5, 0.5), (1.0, 0.25), (0.25, 2.0)]  # I: both intensify
+    points += [(-0.5, 0.5)]  # II
+    points += [(-0.5, -0.5), (-1.0, -0.25), (-2.0, -1.0), (-0.25, -0.75)]  # III: both weaken
+    points += [(0.5, -0.5), (1.5, -0.25)]  # IV
+    points += [(0.0, 0.5), (0.5, 0.0), (0.0, 0.0)]  # on an axis: in no quadrant
+    change = np.array(points)  # (S, 2): true, predicted
+    changes = np.stack([change, -change], axis=1)  # (S, T=2, 2)
+    start = np.full((13, 4, 4), 2.0)
+    truth = start[:, None] + changes[..., 0, None, None]
+    pred = start[:, None] + changes[..., 1, None, None]
+    pred[0, 1, 0, 0] = np.nan
+    result = fields.differential_trend(pred, truth, start, [1, 2])
+    quadrants = result.summary["quadrants"]
+    assert quadrants["t=1"] == {"I": 3, "II": 1, "III": 4, "IV": 2, "on_axis": 3, "not_finite": 0}
+    assert quadrants["t=2"] == {"I": 4, "II": 2, "III": 2, "IV": 1, "on_axis": 3, "not_finite": 1}
+    expected = ref.trend_quadrants(result.arrays["delta_true"], result.arrays["delta_pred"])
+    assert [quadrants["t=1"], quadrants["t=2"]] == expected
+
+
 # -- centroid, active area, cumulative ------------------------------------------------------------
 def _blobs(shift):
     yy, xx = np.mgrid[:32, :32]

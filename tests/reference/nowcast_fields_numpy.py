@@ -82,3 +82,21 @@ def cumulative_csi(
                 beyond[j] += 1
     csi = np.array([[a / (a + b + c) for a, b, c in event] for event in subset]).reshape(-1, t)
     return {"counts": grid, "beyond": beyond, "selected": len(subset), "csi": csi}
+
+
+def trend_quadrants(delta_true: np.ndarray, delta_pred: np.ndarray) -> list[dict[str, int]]:
+    """Per end time (column), the points (true change, predicted change) per quadrant, one by one."""
+    out = []
+    for xs, ys in zip(np.asarray(delta_true, np.float64).T, np.asarray(delta_pred, np.float64).T):
+        counts = dict.fromkeys(("I", "II", "III", "IV", "on_axis", "not_finite"), 0)
+        for x, y in zip(xs, ys):
+            if not (math.isfinite(x) and math.isfinite(y)):
+                counts["not_finite"] += 1
+            elif x == 0 or y == 0:
+                counts["on_axis"] += 1
+            elif y > 0:
+                counts["I" if x > 0 else "II"] += 1
+            else:
+                counts["IV" if x > 0 else "III"] += 1
+        out.append(counts)
+    return out
