@@ -216,15 +216,15 @@ def active_area(
     active pixel has no active-area MAE: it is left out of that mean and counted in
     ``empty_frames`` (support: all S frames). ``active_mae_pooled`` (and ``active_rmse_pooled``,
     ``active_bias_pooled``) pool every active pixel of every event instead, so an event weighs
-    as many active pixels as it has (support: ``active_pixels``); the two agree only when every
-    event has the same active area or the same error. A lead time with no active pixel at all
+    as many active pixels as it has (support: ``active_pixels``); the two coincide when every
+    event has the same active area or the same MAE. A lead time with no active pixel at all
     gives only its ``empty_frames`` row. ``arrays`` keeps the per-frame ``active_mae`` (S, T;
     NaN where empty) and ``active_pixels`` (S, T).
     """
     e = active_area_errors(prediction, truth, threshold, mode)
     pixels = np.asarray(e.pixels, np.int64)
     abs_sum, sq_sum, err_sum = (np.asarray(a, np.float64) for a in (e.abs_error_sum, e.squared_error_sum, e.error_sum))
-    per_frame = np.where(pixels > 0, abs_sum / np.maximum(pixels, 1), np.nan)
+    per_frame = np.asarray(e.mae, np.float64)
     s = pixels.shape[0]
     rows: list[Row] = []
     empty_frames = []
