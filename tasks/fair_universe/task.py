@@ -127,7 +127,9 @@ def make_task(task_id: str, config: FairUniverseConfig) -> Task:
         features=lambda items, data: features(items, data, config.analysis.systematics),
         summary=summary,
         report=report.sections,
-        files=lambda metrics: {"scores.json": metrics["profiled"]["codabench"]},
+        files=lambda metrics: {
+            "scores.json": {**metrics["profiled"]["codabench"], "n_dropped": metrics.get("n_dropped", 0)}
+        },
         studies={
             "sample_efficiency": studies.SAMPLE_EFFICIENCY,
             "rotation_scan": studies.ROTATION_SCAN,
@@ -140,4 +142,5 @@ def make_task(task_id: str, config: FairUniverseConfig) -> Task:
         validate=checks.validate,
         check_data=lambda data, cfg: checks.check_data(data, cfg),
         packages=PACKAGES,
+        partial=True,  # PEs without a finite interval are dropped and counted (scoring.scored): "degraded"
     )
