@@ -1,6 +1,7 @@
 """What ``fair_universe-v0`` needs of its data, checked before anything trains (one-line errors).
 
-``validate`` runs before the run directory exists, on the config and the parquet footer alone;
+``validate`` runs before the run directory exists, on the config and the parquet footer alone
+(columns and types first, then the size);
 ``check_data`` on the events themselves (the loader calls it too, so a file that is too small
 fails before any stage is written). The classifier trains on the training events that pass the
 analysis cuts, one in ten held out, in batches of ``classifier.batch_size`` (a batch larger than
@@ -14,7 +15,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jaxbench.errors import ConfigError, DataFormatError
@@ -66,9 +66,10 @@ def validate(config: FairUniverseConfig, path: Path | None) -> None:
             f"--data {path} is a directory; pass the parquet file itself "
             f"(e.g. {path / 'FAIR_Universe_HiggsML_data.parquet'})."
         )
-    rows = _footer_rows(path)
-    if rows is None:  # not a parquet file: the loader says what is wrong with it
+    if not path.is_file():  # the loader names what is missing and where to get it
         return
+    io.check_schema(path)  # a file in another format is reported as such, whatever its size
+    rows = int(pq.read_metadata(path).num_rows)
     if rows == 0:
         raise DataFormatError(
             f"{path.name} has 0 rows; the task trains a classifier and builds templates from its events "
@@ -127,14 +128,6 @@ def _passing(pool: schema.EventPool) -> tuple[int, int, int]:
     signal = np.asarray(pool.process) == schema.SIGNAL
     weighted = passed & (weights > 0)
     return int(passed.sum()), int((weighted & signal).sum()), int((weighted & ~signal).sum())
-
-
-def _footer_rows(path: Path) -> int | None:
-    """Rows of a parquet file from its footer; None if it is not one (the loader reports that)."""
-    try:
-        return int(pq.read_metadata(path).num_rows)
-    except (pa.ArrowException, OSError):
-        return None
 
 
 def _train_rows(path: Path, rows: int) -> int:

@@ -77,7 +77,7 @@ def load_parquet(path: str | Path, metadata_path: str | Path | None = None, *, r
             "zenodo.org/records/15131565 and pass the extracted .parquet file, or write one with "
             "jaxbench.tasks.fair_universe.io.write_parquet."
         )
-    _check_schema(path)
+    check_schema(path)
     try:
         table = pq.read_table(path, columns=list(COLUMNS))
     except UNREADABLE as err:  # a readable footer over damaged pages
@@ -154,8 +154,8 @@ def write_parquet(path: str | Path, pool: schema.EventPool, der: np.ndarray, met
     metadata_path_for(path).write_text(json.dumps(content, indent=2))
 
 
-def _check_schema(path: Path) -> None:
-    """All 31 columns present with numeric / string types, read from the footer only."""
+def check_schema(path: Path) -> None:
+    """All 31 columns present with numeric / string types, read from the footer only (DataFormatError)."""
     try:
         arrow_schema = pq.read_schema(path)
     except UNREADABLE as err:

@@ -163,3 +163,12 @@ def test_learning_rate_nan_on_the_command_line_exits_2_before_anything_is_writte
     assert main(["run", "fair_universe-v0", "--preset", "tiny", "--set", "learning_rate=nan", "--out", str(out)]) == 2
     assert "classifier.learning_rate must be finite" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_small_file_in_another_format_is_reported_as_a_format_error_first(tmp_path, tiny):
+    import pyarrow.parquet as pq
+
+    data = write_release_file(tmp_path / "small.parquet", passing_events(2000))
+    pq.write_table(pq.read_table(data).drop_columns(["PRI_met"]), data)
+    with pytest.raises(DataFormatError, match="small.parquet has no column 'PRI_met'"):
+        checks.validate(tiny.config, data)
