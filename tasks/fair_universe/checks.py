@@ -42,7 +42,7 @@ def _smaller_batch(n_train: int) -> str:
 
 def _batch_error(config: FairUniverseConfig, n_train: int, what: str, fix: str) -> ConfigError:
     batch = config.classifier.batch_size
-    hint = f"pass {_smaller_batch(n_train)} or {fix}" if n_train >= 1 else fix
+    hint = f"pass {_smaller_batch(n_train)}, or {fix}" if n_train >= 1 else fix
     return ConfigError(f"classifier.batch_size={batch} is larger than {what}; {hint}.")
 
 
@@ -82,7 +82,7 @@ def validate(config: FairUniverseConfig, path: Path | None) -> None:
             f"the at most {n_train} training events of {path.name} ({rows} rows, {train_rows} of them for "
             f"training, {VALID_FRACTION:.0%} held out, before the cuts)"
         )
-        raise _batch_error(config, n_train, what, "a larger file")
+        raise _batch_error(config, n_train, what, "pass a larger file")
 
 
 def check_data(

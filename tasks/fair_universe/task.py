@@ -64,7 +64,7 @@ def load(path: Path, key: jax.Array, config: FairUniverseConfig) -> Data:
         )
 
     data = _with_noise(key, take(order[:split]), take(order[split:]))
-    checks.check_data(data, config, path.name, "pass a larger file")
+    checks.check_data(data, config, path.name, "pass a larger file with every process")
     return data
 
 
