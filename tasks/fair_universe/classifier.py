@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+VALID_FRACTION = 0.1  # of the training events, held out for the validation loss
+
 
 class ScoreNet(nn.Module):
     """An MLP from standardised features (n, 28) to a signal logit (n,)."""
@@ -116,7 +118,7 @@ def train_classifier(
     epochs: int = 10,
     batch_size: int = 1024,
     learning_rate: float = 2e-3,
-    valid_fraction: float = 0.1,
+    valid_fraction: float = VALID_FRACTION,
 ) -> tuple[dict, TrainHistory]:
     """Trains the classifier; returns its params and the per-epoch history.
 

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 from jaxbench.config import check, override
 from jaxbench.task import Criterion
 
 from .schema import NUISANCES, PROCESSES
+
+
+def _at_least(part: object, prefix: str, minimum: int, names: tuple[str, ...]) -> None:
+    """Each integer field ``names`` of ``part`` is >= ``minimum`` (a ConfigError naming the key)."""
+    for name in names:
+        key, value = f"{prefix}{name}", getattr(part, name)
+        check(value >= minimum, f"{key} must be >= {minimum}, got {value}; e.g. --set {key}={max(minimum, 1)}.")
+
+
+def _values(values: tuple[float, ...], key: str, ok: Callable[[float], bool], what: str, example: str) -> None:
+    """``values`` non-empty, finite and each ``ok`` (a ConfigError naming the key and ``what`` they must be)."""
+    check(
+        len(values) > 0 and all(math.isfinite(v) and ok(v) for v in values),
+        f"{key} needs one or more finite values {what}, got {values}; e.g. --set {key}={example}.",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +54,12 @@ class ClassifierConfig:
     learning_rate: float = 2e-3
 
     def __post_init__(self):
-        check(len(self.hidden) > 0 and min(self.hidden) >= 1, f"classifier.hidden needs widths >= 1: {self.hidden}.")
-        check(self.epochs >= 1 and self.batch_size >= 1, "classifier.epochs and classifier.batch_size must be >= 1.")
+        _values(self.hidden, "classifier.hidden", lambda w: w >= 1, "(layer widths >= 1)", "64,64")
+        _at_least(self, "classifier.", 1, ("epochs", "batch_size"))
         check(
-            math.isfinite(self.learning_rate) and self.learning_rate > 0,
-            f"classifier.learning_rate must be finite and > 0, got {self.learning_rate}.",
+            math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1,
+            f"classifier.learning_rate must be finite and in (0, 1], got {self.learning_rate}; "
+            "e.g. --set classifier.learning_rate=2e-3.",
         )
 
 
@@ -59,14 +76,14 @@ class AnalysisConfig:
     def __post_init__(self):
         unknown = [s for s in self.systematics if s not in NUISANCES]
         check(not unknown, f"analysis.systematics: unknown {unknown}; choose from {', '.join(NUISANCES)}.")
-        check(
-            len(self.mu_values) > 0 and all(math.isfinite(m) and m >= 0 for m in self.mu_values),
-            f"analysis.mu_values must be finite and >= 0 (got {self.mu_values}).",
+        _values(self.mu_values, "analysis.mu_values", lambda m: m >= 0, ">= 0", "0.5,1,2")
+        check(  # the score groups PEs by searchsorted into mu_values
+            all(a < b for a, b in zip(self.mu_values, self.mu_values[1:])),
+            f"analysis.mu_values must increase without repeats, got {self.mu_values}; "
+            "e.g. --set analysis.mu_values=0.5,1,2.",
         )
-        check(
-            min(self.n_pe_per_mu, self.n_bins, self.n_bootstrap) >= 1,
-            "analysis.n_pe_per_mu, n_bins and n_bootstrap must be >= 1.",
-        )
+        _at_least(self, "analysis.", 1, ("n_pe_per_mu", "n_bins"))
+        _at_least(self, "analysis.", 2, ("n_bootstrap",))  # the score's bootstrap std needs two resamples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +100,18 @@ class StudiesConfig:
     stability_conditions: int = 40
     stability_keys: int = 8
 
+    def __post_init__(self):
+        names = ("study_pe_per_mu", "efficiency_seeds", "rotation_angles", "breakdown_bins", "stability_conditions")
+        _at_least(self, "studies.", 1, names)
+        _at_least(self, "studies.", 2, ("stability_keys",))  # a spread over keys needs two
+        _values(self.efficiency_fractions, "studies.efficiency_fractions", lambda f: 0 < f <= 1, "in (0, 1]", "0.1,1")
+        _values(self.ood_sigmas, "studies.ood_sigmas", lambda s: True, "(prior sigmas)", "-2,0,2")
+        check(
+            math.isfinite(self.trust_coverage_min) and 0 <= self.trust_coverage_min <= 1,
+            f"studies.trust_coverage_min must be in [0, 1], got {self.trust_coverage_min}; "
+            "e.g. --set studies.trust_coverage_min=0.6.",
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class FairUniverseConfig:
@@ -93,6 +122,9 @@ class FairUniverseConfig:
     analysis: AnalysisConfig = AnalysisConfig()
     studies: StudiesConfig = StudiesConfig()
     chunk_size: int = 32
+
+    def __post_init__(self):
+        _at_least(self, "", 1, ("chunk_size",))
 
 
 DEFAULT = FairUniverseConfig()

@@ -31,6 +31,8 @@ from jaxbench.records import sha256_file
 from . import schema
 
 COLUMNS: tuple[str, ...] = schema.PRI_COLUMNS + schema.DER_COLUMNS + ("weights", "labels", "detailed_labels")
+# What pyarrow raises on a damaged file: Arrow errors, OSError (thrift), UnicodeDecodeError (names).
+UNREADABLE = (pa.ArrowException, OSError, ValueError)
 RELEASE = "FAIR Universe files from the public release (zenodo.org/records/15131565) have 31 columns"
 # Canonical metadata key -> accepted spellings (the official loader's, the croissant card's, ours).
 METADATA_KEYS: dict[str, tuple[str, ...]] = {
@@ -75,8 +77,13 @@ def load_parquet(path: str | Path, metadata_path: str | Path | None = None, *, r
             "zenodo.org/records/15131565 and pass the extracted .parquet file, or write one with "
             "jaxbench.tasks.fair_universe.io.write_parquet."
         )
-    _check_schema(path)
-    table = pq.read_table(path, columns=list(COLUMNS))
+    check_schema(path)
+    try:
+        table = pq.read_table(path, columns=list(COLUMNS))
+    except UNREADABLE as err:  # a readable footer over damaged pages
+        raise DataFormatError(
+            f"{path.name} is not a readable parquet file ({_one_line(err)}). {RELEASE}; re-download it."
+        ) from err
     _check_no_nulls(path, table)
 
     pri = _features(path, table, schema.PRI_COLUMNS)
@@ -147,13 +154,13 @@ def write_parquet(path: str | Path, pool: schema.EventPool, der: np.ndarray, met
     metadata_path_for(path).write_text(json.dumps(content, indent=2))
 
 
-def _check_schema(path: Path) -> None:
-    """All 31 columns present with numeric / string types, read from the footer only."""
+def check_schema(path: Path) -> None:
+    """All 31 columns present with numeric / string types, read from the footer only (DataFormatError)."""
     try:
         arrow_schema = pq.read_schema(path)
-    except pa.ArrowException as err:
+    except UNREADABLE as err:
         raise DataFormatError(
-            f"{path.name} is not a readable parquet file ({err}). {RELEASE}; re-download it."
+            f"{path.name} is not a readable parquet file ({_one_line(err)}). {RELEASE}; re-download it."
         ) from err
     found = arrow_schema.names
     missing = [name for name in COLUMNS if name not in found]
@@ -180,6 +187,11 @@ def _check_schema(path: Path) -> None:
                 f"{RELEASE} with numeric features, weights and labels and string "
                 "detailed_labels."
             )
+
+
+def _one_line(error: Exception) -> str:
+    """An Arrow error's message on one line (they may span several)."""
+    return " ".join(str(error).split())
 
 
 def _check_no_nulls(path: Path, table: pa.Table) -> None:
@@ -213,7 +225,8 @@ def _processes(path: Path, table: pa.Table) -> np.ndarray:
         labels = labels.cast(labels.type.value_type)
     ids = pc.index_in(labels, value_set=pa.array(schema.PROCESSES, labels.type))
     if ids.null_count:
-        unknown = pc.unique(pc.filter(labels, pc.is_null(ids))).to_pylist()
+        unknown = pc.unique(pc.filter(labels, pc.is_null(ids))).cast(pa.large_binary()).to_pylist()
+        unknown = [u if u is None else u.decode("utf-8", "replace") for u in unknown]  # damaged files: not utf-8
         raise DataFormatError(
             f"{path.name}: column 'detailed_labels' has {ids.null_count} rows with unknown "
             f"values {unknown[:8]}; allowed: {list(schema.PROCESSES)}. Drop those rows or map "

@@ -11,10 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxbench.errors import ConfigError
 from jaxbench.studies import StudyResult, analyses, catalogue
 from jaxbench.studies.context import Study, StudyContext
 
 from . import schema
+from .checks import training_split
+from .classifier import VALID_FRACTION
 from .estimator import fit_templates, train_on_pool
 from .pseudo_experiments import max_event_rate
 from .scoring import interval_metrics
@@ -47,6 +50,14 @@ def _sample_efficiency(ctx: StudyContext) -> StudyResult:
         return {**interval_metrics(out, items.mu_true), "classifier_val_loss": loss}
 
     sizes = sorted({max(200, int(round(f * passed_idx.size))) for f in config.studies.efficiency_fractions})
+    batch = config.classifier.batch_size
+    if training_split(sizes[0])[0] < batch:
+        needed = (batch / (1 - VALID_FRACTION) + 1) / passed_idx.size
+        raise ConfigError(
+            f"studies.efficiency_fractions={config.studies.efficiency_fractions}: the smallest subset "
+            f"({sizes[0]} of {passed_idx.size} events) trains on fewer than classifier.batch_size={batch} events; "
+            f"pass --set studies.efficiency_fractions=F,1 with F >= {needed:.3g}, or a smaller classifier.batch_size."
+        )
     result = analyses.sample_efficiency(
         train_eval, passed_idx.size, sizes, range(config.studies.efficiency_seeds), train_key, stage=_stage(ctx)
     )

@@ -17,7 +17,8 @@ import numpy as np
 from jaxbench.studies import generic
 from jaxbench.task import Stage, Task
 
-from . import io, report, schema, studies
+from . import checks, io, report, schema, studies
+from .checks import TRAIN_ROWS_KEY
 from .config import CRITERIA, FairUniverseConfig, datacard
 from .derived import derived_features
 from .estimator import Params, PEShared, fit_templates, make_pe_fn, prepare_shared, train_on_pool
@@ -27,7 +28,7 @@ from .schema import Conditions, Data
 from .scoring import per_sample_metrics, score, summary
 from .systematics import sample_nuisances
 
-TRAIN_ROWS_KEY = "jaxbench_train_rows"  # metadata of files jaxbench writes: where the PE pool starts
+PACKAGES = ("pyarrow", "pandas")  # beyond the core's: io reads parquet, submission builds data frames
 
 
 def _with_noise(key: jax.Array, train: schema.EventPool, pool: schema.EventPool) -> Data:
@@ -46,7 +47,8 @@ def generate(key: jax.Array, config: FairUniverseConfig) -> Data:
 
 def load(path: Path, key: jax.Array, config: FairUniverseConfig) -> Data:
     """A published parquet file: halves (keyed) as the two pools, weights doubled to keep the yields;
-    a file jaxbench wrote keeps its own split (metadata ``jaxbench_train_rows``)."""
+    a file jaxbench wrote keeps its own split (metadata ``jaxbench_train_rows``). A file too small for
+    the config fails here (``checks.check_data``), before the data stage is written."""
     loaded = io.load_parquet(path)
     pool = jax.tree.map(np.asarray, loaded.pool)
     split = loaded.metadata.get(TRAIN_ROWS_KEY)
@@ -61,7 +63,9 @@ def load(path: Path, key: jax.Array, config: FairUniverseConfig) -> Data:
             jnp.asarray(pool.pri[rows]), jnp.asarray(pool.weights[rows] * scale), jnp.asarray(pool.process[rows])
         )
 
-    return _with_noise(key, take(order[:split]), take(order[split:]))
+    data = _with_noise(key, take(order[:split]), take(order[split:]))
+    checks.check_data(data, config, path.name, "pass a larger file with every process")
+    return data
 
 
 def save(path: Path, data: Data, config: FairUniverseConfig) -> Path:
@@ -123,7 +127,9 @@ def make_task(task_id: str, config: FairUniverseConfig) -> Task:
         features=lambda items, data: features(items, data, config.analysis.systematics),
         summary=summary,
         report=report.sections,
-        files=lambda metrics: {"scores.json": metrics["profiled"]["codabench"]},
+        files=lambda metrics: {
+            "scores.json": {**metrics["profiled"]["codabench"], "n_dropped": metrics.get("n_dropped", 0)}
+        },
         studies={
             "sample_efficiency": studies.SAMPLE_EFFICIENCY,
             "rotation_scan": studies.ROTATION_SCAN,
@@ -133,4 +139,8 @@ def make_task(task_id: str, config: FairUniverseConfig) -> Task:
             "stability": generic.stability(s.stability_conditions, s.stability_keys),
         },
         chunk_size=config.chunk_size,
+        validate=checks.validate,
+        check_data=lambda data, cfg: checks.check_data(data, cfg),
+        packages=PACKAGES,
+        partial=True,  # PEs without a finite interval are dropped and counted (scoring.scored): "degraded"
     )
