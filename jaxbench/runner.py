@@ -224,14 +224,16 @@ def run_pipeline(task: Task, runner: Runner, key: jax.Array, data_path: Path | N
     """Every stage of ``task`` through ``runner``: the results as a :class:`RunView`, and ``shared``."""
     config = task.config
 
-    def make_data():
+    def make_data():  # checked before the stage is saved: data that cannot work leave no stage behind
         if data_path is None:
-            return task.generate(stream_key(key, "data"), config)
-        return task.load(data_path, stream_key(key, "data"), config)
+            data = task.generate(stream_key(key, "data"), config)
+        else:
+            data = task.load(data_path, stream_key(key, "data"), config)
+        if task.check_data is not None:
+            task.check_data(data, config)
+        return data
 
     data = runner.stage("data", make_data)
-    if task.check_data is not None:
-        task.check_data(data, config)
     params = task.fit(stream_key(key, "fit"), data, config, runner.stages("fit"))
     items = runner.stage("conditions", lambda: task.conditions(stream_key(key, "conditions"), data, config))
     shared = task.prepare(params, data, config)

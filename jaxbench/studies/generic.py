@@ -28,11 +28,25 @@ def groupings(features: dict, n_bins: int) -> dict:
     return out
 
 
+def finite_items(ctx: StudyContext) -> tuple[dict, dict, int]:
+    """Per-sample metrics and features of the items whose metrics are all finite (a degraded run
+    leaves some out), and how many were left out."""
+    metrics = {k: np.asarray(v) for k, v in ctx.per_sample.items()}
+    keep = np.logical_and.reduce([np.isfinite(v) for v in metrics.values()]) if metrics else np.ones(0, bool)
+    features = {k: np.asarray(v)[keep] for k, v in ctx.features.items()}
+    return {k: v[keep] for k, v in metrics.items()}, features, int(keep.size - keep.sum())
+
+
+def _with_dropped(result: StudyResult, dropped: int) -> StudyResult:
+    return StudyResult(result.study, result.rows, {**result.summary, "dropped_non_finite": dropped}, result.arrays)
+
+
 def breakdown(n_bins: int = 5) -> Study:
     """Per-sample metrics grouped by every feature (by value, or in ``n_bins`` quantile bins)."""
 
     def run(ctx: StudyContext) -> StudyResult:
-        return analyses.per_sample_breakdown(ctx.per_sample, groupings(dict(ctx.features), n_bins))
+        metrics, features, dropped = finite_items(ctx)
+        return _with_dropped(analyses.per_sample_breakdown(metrics, groupings(features, n_bins)), dropped)
 
     return Study(BREAKDOWN, run)
 
@@ -41,7 +55,8 @@ def correlation(max_points: int = 4000) -> Study:
     """Pearson/Spearman and a least-squares line of every per-sample metric against every feature."""
 
     def run(ctx: StudyContext) -> StudyResult:
-        return analyses.metric_correlation(ctx.per_sample, ctx.features, max_points=max_points)
+        metrics, features, dropped = finite_items(ctx)
+        return _with_dropped(analyses.metric_correlation(metrics, features, max_points=max_points), dropped)
 
     return Study(CORRELATION, run)
 

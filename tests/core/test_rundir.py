@@ -234,3 +234,27 @@ def test_a_failed_run_exits_3(monkeypatch, tmp_path, capsys):
     assert cli.main(["run", "oscillator-v0", "--out", str(tmp_path / "run"), "--no-progress"]) == 3
     assert "run failed: non-finite metrics" in capsys.readouterr().err
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "failed"
+
+
+def test_a_degraded_run_says_how_many_and_its_generic_studies_skip_them(tmp_path):
+    task = oscillator()
+    evaluate, score = task.evaluate, task.score
+
+    def some_nan(shared, items, keys):  # the oscillators with omega0 above 5 rad/s fail
+        out = evaluate(shared, items, keys)
+        return {k: jax.numpy.where(items.omega0 > 5.0, np.nan, v) for k, v in out.items()}
+
+    def nan_aware_score(per_sample, outputs, items, key):
+        keep = np.isfinite(per_sample["omega0_rel_error"])
+        return score({k: v[keep] for k, v in per_sample.items()}, outputs, items, key)
+
+    broken = task.replace(evaluate=some_nan, score=nan_aware_score, partial=True)
+    view = run(broken, tmp_path / "run", studies=["breakdown", "correlation"])
+    n_bad = int(np.sum(np.asarray(view.items.omega0) > 5.0))
+    assert 0 < n_bad < len(view.items.omega0)
+    assert view.status == "degraded" and view.note.startswith(f"{n_bad} of {len(view.items.omega0)} items")
+    assert (tmp_path / "run" / "summary.txt").read_text().startswith("DEGRADED:")
+    for name in ("breakdown", "correlation"):
+        result = json.loads((tmp_path / "run" / "studies" / name / "result.json").read_text())
+        assert result["summary"]["dropped_non_finite"] == n_bad
+        assert all(row[5] is not None and np.isfinite(row[5]) for row in result["rows"]), name  # values
