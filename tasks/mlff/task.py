@@ -4,18 +4,16 @@ tested on evenly spaced frames of its last part (or the published rMD17 test set
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
-from jaxbench.config import check
-from jaxbench.studies import analyses, generic
+from jaxbench.studies import generic
 from jaxbench.task import Stage, Task
 
-from . import data, md, metrics, nequip, report, studies, training
-from .config import CRITERIA, STUDIES, DataConfig, MLFFConfig, datacard
+from . import checks, data, md, metrics, nequip, report, studies, training
+from .config import CRITERIA, STUDIES, MLFFConfig, datacard
 from .equivariance import EQUIVARIANCE
 
 
@@ -29,63 +27,6 @@ class Params(NamedTuple):
 
 #: Distributions the task imports (their versions go into the manifest).
 PACKAGES = ("e3nn-jax", "jraph", "flax", "optax", "orbax-checkpoint", "ase", "tblite", "matplotlib")
-
-
-def validate(config: MLFFConfig, path: Path | None) -> None:
-    """Refuses, before anything runs, a split the data source cannot give and frame counts it cannot hold."""
-    frames = config.data
-    if path is None:
-        check(
-            frames.split == "temporal",
-            "data.split=published needs the rMD17 files: pass --data PATH (the rmd17/ folder with its splits/); "
-            "generated data use data.split=temporal.",
-        )
-        n_test = max(1, round(frames.n_frames * frames.test_fraction))  # as data.temporal_split
-        check_frames(
-            frames, frames.n_frames - n_test, n_test, f"the {frames.n_frames} generated frames (data.n_frames)"
-        )
-        return
-    data.rmd17_file(path, frames.molecule)  # DataFormatError naming what is missing
-    if frames.split == "published":
-        data.rmd17_splits_dir(path, 1)
-
-
-def check_frames(frames: DataConfig, pool: int, test: int, source: str) -> None:
-    """ConfigError naming the key when train_frames or test_frames exceed the pool or the test set."""
-    test_set = "test window (data.test_fraction)" if frames.split == "temporal" else "published test set"
-    check(
-        frames.train_frames <= pool,
-        f"data.train_frames={frames.train_frames} exceeds the {pool}-frame training pool of {source}; "
-        f"set data.train_frames <= {pool}.",
-    )
-    check(
-        frames.test_frames <= test,
-        f"data.test_frames={frames.test_frames} exceeds the {test}-frame {test_set} of {source}; "
-        f"set data.test_frames <= {test}.",
-    )
-
-
-def check_data(dataset: data.Dataset, config: MLFFConfig) -> None:
-    """Refuses data that cannot train or test the configured model: too few frames, unknown species."""
-    traj, frames = dataset.trajectory, config.data
-    pool, test = data.pool_and_test(dataset, frames.split, frames.test_fraction)
-    check_frames(frames, len(pool), len(test), f"the {traj.num_frames} frames of the data")
-    unknown = sorted(set(np.unique(traj.species).tolist()) - set(config.model.species))
-    check(
-        not unknown,
-        f"the data hold atomic numbers {unknown} that model.species={config.model.species} lacks; "
-        f"set model.species={tuple(sorted({*config.model.species, *unknown}))}.",
-    )
-    windows, _ = analyses.time_windows(
-        traj.num_frames, config.studies.window_starts, config.studies.window_widths, frames.test_fraction
-    )
-    smallest = min((len(p) for _, _, p in windows), default=config.training.batch_size)
-    check(
-        smallest >= config.training.batch_size,
-        f"a time window of studies.window_widths={config.studies.window_widths} holds {smallest} of the "
-        f"{traj.num_frames} frames, fewer than training.batch_size={config.training.batch_size}; "
-        "use wider windows or a smaller batch.",
-    )
 
 
 def generate(key: jax.Array, config: MLFFConfig) -> data.Dataset:
@@ -180,8 +121,8 @@ def make_task(task_id: str, config: MLFFConfig) -> Task:
         studies={name: found[name] for name in STUDIES},
         chunk_size=config.chunk_size,
         data_files=lambda path: [data.rmd17_file(path, config.data.molecule)],
-        validate=validate,
-        check_data=check_data,
+        validate=checks.validate,
+        check_data=checks.check_data,
         packages=PACKAGES,
         partial=False,  # a non-finite energy or force on any test frame means the model is broken
     )
