@@ -32,7 +32,10 @@ def train_and_evaluate(ctx: StudyContext, unit: str, keys: jax.Array, idx: np.nd
         )
     predictions = [ctx.evaluate(ctx.items, ctx.key, shared=training.unstack(params, m)) for m in range(len(idx))]
     return [
-        (metrics.error_metrics(ctx.task.per_sample_metrics(p, ctx.items)), metrics.energy_error_mev(p, ctx.items))
+        (
+            metrics.error_metrics(ctx.task.per_sample_metrics(p, ctx.items), metrics.num_atoms(ctx.items)),
+            metrics.energy_error_mev(p, ctx.items),
+        )
         for p in predictions
     ]
 
@@ -108,7 +111,7 @@ def _time_window_grid(ctx: StudyContext) -> StudyResult:
 def _similarity(ctx: StudyContext) -> StudyResult:
     (results, _), traj, config = window_models(ctx), ctx.data.trajectory, ctx.config
     windows, factor = sorted(results), config.studies.trust_force_mae_factor
-    names = ("force_mae_mev_per_a", "energy_mae_mev")
+    names = ("force_mae_mev_per_a", "energy_mae_mev", "energy_mae_mev_per_atom")
     similarity = ctx.stage(
         "similarity.soap",
         lambda: soap.subset_similarity(
