@@ -123,7 +123,15 @@ TINY = override(QUICK, {  # tests and CI: ethanol (9 atoms), seconds
     "studies.window_frames": 10, "studies.soap_frames": 6, "studies.equivariance_trials": 2, "chunk_size": 8})
 
 # fmt: on
-STUDIES = ("sample_efficiency", "time_window_grid", "similarity", "equivariance", "breakdown", "correlation")
+STUDIES = (
+    "sample_efficiency",
+    "time_window_grid",
+    "similarity",
+    "error_tracing",
+    "equivariance",
+    "breakdown",
+    "correlation",
+)
 CRITERIA = (
     Criterion(
         "force_mae_mev_per_a",
