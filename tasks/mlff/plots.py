@@ -161,3 +161,32 @@ def size_curves(result: StudyResult) -> Figure:
             _legend_above(axis)
     fig.tight_layout()
     return fig
+
+
+#: The paired differences drawn by :func:`variant_differences`: metric -> y label.
+DIFFERENCE_LABELS = {
+    "force_mae_mev_per_a": "Δ force MAE (meV/Å)",
+    "energy_mae_mev_per_atom": "Δ energy MAE (meV/atom)",
+    "energy_mae_mev": "Δ energy MAE (meV per molecule)",
+}
+
+
+def variant_differences(summary: dict) -> Figure:
+    """Each variant minus the reference vs training-set size, mean over seeds ± its standard error, from a
+    variant_study summary (``difference_vs_reference[metric][variant]["n=<size>"]``)."""
+    differences = summary.get("difference_vs_reference", {})
+    shown = [m for m in DIFFERENCE_LABELS if m in differences]
+    fig, ax = plt.subplots(1, max(len(shown), 1), figsize=(4 * max(len(shown), 1), 3.4), squeeze=False)
+    for axis, metric in zip(ax[0], shown):
+        for variant, by_size in differences[metric].items():
+            sizes = [int(k.split("=", 1)[1]) for k in by_size]
+            mean = [v["mean"] for v in by_size.values()]
+            error = [v["error"] if v["error"] is not None else 0.0 for v in by_size.values()]
+            label = f"{variant} − {summary.get('reference', 'reference')}"
+            axis.errorbar(sizes, mean, yerr=error, marker="o", ms=3, capsize=2, label=label)
+            _size_axis(axis, sorted(sizes))
+        axis.axhline(0, color="grey", lw=0.6)
+        axis.set_ylabel(DIFFERENCE_LABELS[metric])
+        _legend_above(axis)
+    fig.tight_layout()
+    return fig

@@ -1,7 +1,7 @@
-"""Training studies of ``mlff_aspirin-v0``: sample efficiency, time windows, SOAP similarity and error tracing.
-The models of a size or a window width train as one vmapped program and are shared units: the
-window models serve time_window_grid, similarity and error_tracing; the size models serve sample_efficiency and
-error_tracing."""
+"""Training studies of ``mlff_aspirin-v0``: sample efficiency, time windows, SOAP similarity, error tracing and the
+loss variants. The models of a size or a window width train as one vmapped program and are shared units: the
+window models serve time_window_grid, similarity and error_tracing; the size models serve sample_efficiency,
+error_tracing and the energy + force reference of the variants."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxbench.errors import ConfigError
 from jaxbench.kernels import stats
 from jaxbench.report import Figure, figure_png
 from jaxbench.studies import StudyResult, analyses, catalogue, make_rows
@@ -20,6 +21,9 @@ from jaxbench.studies.context import Study, StudyContext, StudyInfo
 
 from . import data, metrics, plots, soap, training
 from .settings import TrainSettings
+
+#: The loss variants (the first is the reference of the paired differences) and their force weight (None: the run's).
+LOSS_VARIANTS = {"energy_and_forces": None, "energy_only": 0.0}
 
 
 def named_key(key: jax.Array, name: str) -> jax.Array:
@@ -65,7 +69,7 @@ def size_trainer(
     """``train_eval_many(keys (M,), idx (M, n) positions in the pool) -> {metric: (M,)}`` for the size studies
     and the entries it trained, ``{n: {"s<seed>": model entry with its train_idx}}``. The M models of a size train
     in one program, a shared unit ``sizes[.variant].n<n>.seeds<M>``: fed the subsets and keys of
-    analyses.sample_efficiency on :func:`sizes_key`, sample_efficiency and error_tracing share them."""
+    analyses.sample_efficiency on :func:`sizes_key`, sample_efficiency, error_tracing and variants share them."""
     pool, models = data.pool_and_test(ctx.data, ctx.config.data.split, ctx.config.data.test_fraction)[0], {}
 
     def train_eval_many(keys, idx):
@@ -273,6 +277,39 @@ ERROR_TRACING = StudyInfo(
 )
 
 
+def _variants(ctx: StudyContext) -> StudyResult:
+    config, settings = ctx.config.studies, ctx.config.training
+    if settings.energy_weight == 0:
+        raise ConfigError(
+            "variants: training.energy_weight=0 leaves the energy-only variant nothing to fit; set it > 0."
+        )
+    pool, fitting, skipped = pool_sizes(ctx, config.variant_sizes)
+    variants = {}
+    for name, weight in LOSS_VARIANTS.items():  # the reference is the run's loss: sample_efficiency's units
+        changed = None if weight is None else dataclasses.replace(settings, force_weight=weight)
+        variants[name] = (None, size_trainer(ctx, "" if weight is None else name, changed)[0])
+    result = analyses.variant_study(variants, pool, fitting, range(config.variant_seeds), sizes_key(ctx))
+    loss = (
+        f"energy_and_forces: the run's loss (lambda_E={settings.energy_weight:g}, lambda_F={settings.force_weight:g}); "
+        "energy_only: lambda_F=0 (forces are still the energy's gradient, and the per-species scale is still fitted "
+        "to the training forces' RMS)"
+    )
+    reference, other = LOSS_VARIANTS
+    headline = {  # "delta..." sorts before the core's difference_vs_reference in result.json and the report
+        metric: {
+            size: f"{d['mean']:+.4g} ± {d['error']:.2g}" if d["error"] is not None else f"{d['mean']:+.4g}"
+            for size, d in result.summary["difference_vs_reference"][metric][other].items()
+        }
+        for metric in HEADLINE
+    }
+    summary = {f"delta_{other}_minus_{reference}": headline, "loss": loss, **result.summary, "skipped_sizes": skipped}
+    return StudyResult(result.study, result.rows, summary)
+
+
+#: The metrics of the headline paired differences (the report's summary shows them first).
+HEADLINE = ("force_mae_mev_per_a", "energy_mae_mev_per_atom", "energy_mae_mev")
+
+
 def _size_curves(r: StudyResult, caption: str) -> Figure:
     return Figure(f"study_{r.study}", caption, figure_png(plots.size_curves(r)))
 
@@ -281,9 +318,24 @@ SAMPLE_EFFICIENCY = dataclasses.replace(
     catalogue.SAMPLE_EFFICIENCY,
     plot=lambda r: [_size_curves(r, "Test errors vs training-set size (mean ± std over seeds), per species too.")],
 )
+VARIANTS = dataclasses.replace(
+    catalogue.VARIANTS,
+    question="What does training on energies only (force weight 0) instead of energies and forces change, at each "
+    "training-set size?",
+    plot=lambda r: [
+        _size_curves(r, "Test error vs training-set size, one line per loss (mean ± std over seeds)."),
+        Figure(
+            "study_variants_differences",
+            "Energy-only minus energy-and-forces loss, paired by training set and key: mean over seeds ± its "
+            "standard error; above zero, the energy-only model errs more.",
+            figure_png(plots.variant_differences(r.summary)),
+        ),
+    ],
+)
 STUDIES = {
     "sample_efficiency": Study(SAMPLE_EFFICIENCY, _sample_efficiency),
     "time_window_grid": Study(catalogue.TIME_WINDOW_GRID, _time_window_grid),
     "similarity": Study(catalogue.SIMILARITY, _similarity),
     "error_tracing": Study(ERROR_TRACING, _error_tracing),
+    "variants": Study(VARIANTS, _variants),
 }
