@@ -101,11 +101,9 @@ def pool_sizes(ctx: StudyContext, sizes: tuple[int, ...]) -> tuple[int, list[int
 
 
 def _sample_efficiency(ctx: StudyContext) -> StudyResult:
-    (pool, fitting, skipped), seeds = pool_sizes(ctx, ctx.config.studies.efficiency_sizes), ctx.config.studies
-    trainer, _ = size_trainer(ctx)
-    result = analyses.sample_efficiency(
-        None, pool, fitting, range(seeds.efficiency_seeds), sizes_key(ctx), train_eval_many=trainer
-    )
+    pool, fitting, skipped = pool_sizes(ctx, ctx.config.studies.efficiency_sizes)
+    seeds, (trainer, _) = range(ctx.config.studies.efficiency_seeds), size_trainer(ctx)
+    result = analyses.sample_efficiency(None, pool, fitting, seeds, sizes_key(ctx), train_eval_many=trainer)
     summary = {**result.summary, "pool_frames": pool, "skipped_sizes_beyond_pool": skipped}
     return StudyResult(result.study, result.rows, summary)
 
@@ -302,7 +300,12 @@ def _variants(ctx: StudyContext) -> StudyResult:
         }
         for metric in HEADLINE
     }
-    summary = {f"delta_{other}_minus_{reference}": headline, "loss": loss, **result.summary, "skipped_sizes": skipped}
+    summary = {
+        f"delta_{other}_minus_{reference}": headline,
+        "loss": loss,
+        **result.summary,
+        "skipped_sizes_beyond_pool": skipped,
+    }
     return StudyResult(result.study, result.rows, summary)
 
 
