@@ -99,6 +99,7 @@ def error_tracing(arrays: dict[str, np.ndarray], models: dict[str, str]) -> Figu
     ``<model>.force_mae_mev_per_a`` (n,); ``models``: ``{model id: label}`` (ids window_*, size_*)."""
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
     time_index = np.asarray(arrays["time_index"])
+    models = {name: models[name] for name in [*TRACE_COLOURS, *models] if name in models}  # narrow/small first
     for axis, kind in zip(ax[:2], ("window", "size")):
         for name, label in models.items():
             if name.startswith(kind):
