@@ -2,7 +2,9 @@
 
 Per sample first: every metric is one value per test frame (host, float64); the task's scores
 are named reductions of them. Each frame has the same atoms, so the mean of the per-frame force
-MAEs is the force-component MAE over all frames, and likewise per species and for the MSE.
+MAEs is the force-component MAE over all frames, and likewise per species and for the MSE; the
+per-atom energy MAE (meV/atom, as the method's paper reports it) is the per-molecule MAE over the
+molecule's atom count.
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ from .nequip import Prediction
 from .training import element_symbol
 
 
+def predicted_energy_ev(prediction: Prediction) -> np.ndarray:
+    """The model's total energy per frame (n,) in eV: the learned part plus the per-species shifts, in float64."""
+    return np.asarray(prediction.energy, np.float64) + np.asarray(prediction.atom_shift, np.float64).sum(-1)
+
+
 def energy_error_mev(prediction: Prediction, frames: EvaluationFrames) -> np.ndarray:
-    """Predicted minus reference energy per frame (n,) in meV; the per-species shifts are added in float64."""
-    energy = np.asarray(prediction.energy, np.float64) + np.asarray(prediction.atom_shift, np.float64).sum(-1)
-    return 1e3 * (energy - np.asarray(frames.energy))
+    """Predicted minus reference energy per frame (n,) in meV (signed)."""
+    return 1e3 * (predicted_energy_ev(prediction) - np.asarray(frames.energy))
+
+
+def num_atoms(frames: EvaluationFrames) -> int:
+    """Real (non-padding) atoms per frame; every frame holds the same molecule."""
+    return int(np.sum(np.asarray(frames.species)[0] != PADDING_SPECIES))
 
 
 def force_error_mev(prediction: Prediction, frames: EvaluationFrames) -> np.ndarray:
@@ -43,11 +54,13 @@ def per_frame_errors(prediction: Prediction, frames: EvaluationFrames) -> dict[s
     return out
 
 
-def error_metrics(per_frame: dict[str, np.ndarray]) -> dict[str, float]:
-    """Energy MAE/RMSE (meV), force-component MAE/RMSE (meV/Å) and per-species force MAE over frames."""
+def error_metrics(per_frame: dict[str, np.ndarray], atoms: int) -> dict[str, float]:
+    """Energy MAE/RMSE per molecule (meV), energy MAE per atom (meV/atom: over the molecule's ``atoms``),
+    force-component MAE/RMSE (meV/Å) and per-species force MAE over frames."""
     energy = np.asarray(per_frame["energy_abs_error_mev"])
     out = {
         "energy_mae_mev": float(energy.mean()),
+        "energy_mae_mev_per_atom": float(energy.mean()) / atoms,
         "energy_rmse_mev": float(np.sqrt(np.mean(energy**2))),
         "force_mae_mev_per_a": float(np.mean(per_frame["force_mae_mev_per_a"])),
         "force_rmse_mev_per_a": float(np.sqrt(np.mean(per_frame["force_mse_mev2_per_a2"]))),

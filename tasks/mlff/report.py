@@ -12,6 +12,7 @@ LABELS = {
     "force_mae_mev_per_a": "force MAE, per component (meV/Å)",
     "force_rmse_mev_per_a": "force RMSE, per component (meV/Å)",
     "energy_mae_mev": "energy MAE, per molecule (meV)",
+    "energy_mae_mev_per_atom": "energy MAE, per atom (meV/atom)",
     "energy_rmse_mev": "energy RMSE, per molecule (meV)",
     **{f"force_mae_{z}": f"force MAE of {z} atoms, per component (meV/Å)" for z in ("H", "C", "N", "O")},
     "train_frames": "training frames",
@@ -20,9 +21,10 @@ LABELS = {
 TEST_SET = {"temporal": "the test window (last part in time)", "published": "the published rMD17 test set"}
 
 UNITS = (
-    "Energy errors are of the molecule's total energy per frame, predicted minus reference, in meV per molecule "
-    "(not per atom); the energy MAE and RMSE are their mean absolute and root-mean-square values over the test "
-    "frames. Force errors are per Cartesian component, in meV/Å: the force MAE is the mean of |ΔF| and the RMSE "
+    "Energy errors are of the molecule's total energy per frame, predicted minus reference, in meV per molecule; "
+    "the energy MAE and RMSE are their mean absolute and root-mean-square values over the test frames, and the "
+    "per-atom MAE (meV/atom, as the method's paper reports it) divides the MAE by the molecule's atom count. "
+    "Force errors are per Cartesian component, in meV/Å: the force MAE is the mean of |ΔF| and the RMSE "
     "the root of the mean of ΔF² over the x, y and z components of every atom of every test frame; the per-species "
     "MAE takes the mean over the atoms of one element. The error figures also show |force error| per atom, the "
     "length of an atom's 3-component error vector (meV/Å), which is larger than a component error."

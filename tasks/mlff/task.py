@@ -72,10 +72,11 @@ def evaluate(model: nequip.NequipParams, items: data.EvaluationFrames, keys: jax
 
 
 def score(per_sample: dict, items: data.EvaluationFrames, config: MLFFConfig) -> dict:
-    """Energy and force errors over the test frames, the split, the frame counts and the molecule."""
+    """Energy (per molecule and per atom) and force errors over the test frames, the split, the frame counts and
+    the molecule."""
     species = np.asarray(items.species)[0]
     return {
-        **metrics.error_metrics(per_sample),
+        **metrics.error_metrics(per_sample, metrics.num_atoms(items)),
         "split": config.data.split,
         "train_frames": config.data.train_frames,
         "test_frames": len(items.frame),

@@ -413,13 +413,15 @@ def force_mae_per_species(evaluation: Evaluation, species: ArrayLike) -> dict[st
 
 
 def summarise(evaluation: Evaluation, species: ArrayLike) -> dict[str, float]:
-    """Aggregates: energy MAE/RMSE (meV), force-component MAE/RMSE (meV/Å) over real atoms, frames."""
+    """Aggregates: energy MAE/RMSE per molecule (meV), energy MAE per atom (meV/atom), force-component
+    MAE/RMSE (meV/Å) over real atoms, frames."""
     real = np.asarray(species) != PADDING_SPECIES
     force = evaluation.force_error_mev[:, real, :]
     energy = evaluation.energy_error_mev
     return {
         "frames": float(energy.shape[0]),
         "energy_mae_mev": float(np.mean(np.abs(energy))),
+        "energy_mae_mev_per_atom": float(np.mean(np.abs(energy))) / int(real.sum()),
         "energy_rmse_mev": float(np.sqrt(np.mean(energy**2))),
         "force_mae_mev_per_a": float(np.mean(np.abs(force))),
         "force_rmse_mev_per_a": float(np.sqrt(np.mean(force**2))),

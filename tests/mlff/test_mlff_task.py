@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from jaxbench import records
+from jaxbench import records, studies
 
 # Ethanol (9 atoms) keeps the GFN2-xTB dynamics and the training short.
 TINY = ["--preset", "tiny", "--no-progress"]
@@ -62,6 +62,8 @@ def test_every_study_is_written_and_reported(studied_run):
         ("sample_efficiency", "Sample efficiency"),
         ("time_window_grid", "Time-domain extrapolation"),
         ("similarity", "Training-test similarity"),
+        ("error_tracing", "Error tracing"),
+        ("variants", "Variants (ablation)"),
         ("equivariance", "Equivariance test"),
         ("breakdown", "Per-sample breakdown"),
         ("correlation", "Metric correlation"),
@@ -81,6 +83,88 @@ def test_every_study_is_written_and_reported(studied_run):
     # The per-species force errors are per-frame metrics, so the generic breakdown groups them too.
     breakdown = (out / "studies" / "breakdown" / "table.csv").read_text()
     assert "force_mae_H" in breakdown and "time_after_pool" in breakdown
+
+
+def test_per_atom_energy_mae_is_the_molecule_mae_over_its_atoms(studied_run):
+    out, _, _ = studied_run
+    metrics = records.read_json(out / "metrics.json")  # ethanol: 9 atoms in every frame
+    assert metrics["energy_mae_mev_per_atom"] == pytest.approx(metrics["energy_mae_mev"] / 9, rel=1e-12)
+    efficiency = studies.load(out / "studies" / "sample_efficiency")
+    per_molecule = efficiency.column("value", "energy_mae_mev")
+    np.testing.assert_allclose(efficiency.column("value", "energy_mae_mev_per_atom"), per_molecule / 9, rtol=1e-12)
+
+
+def test_error_tracing_signs_are_prediction_minus_reference_of_the_studies_models(studied_run):
+    out, _, _ = studied_run
+    tracing = studies.load(out / "studies" / "error_tracing")
+    arrays, items = tracing.arrays, records.read_arrays(out / "arrays" / "items")
+    order = np.argsort(items["time_index"], kind="stable")
+    np.testing.assert_array_equal(arrays["time_index"], items["time_index"][order])
+    np.testing.assert_array_equal(arrays["energy_reference_ev"], items["energy"][order])
+    models = tracing.summary["models"]
+    # tiny: windows of widths 0.3 and 0.6 (10 frames each), sizes 10 and 20 (100000 is beyond the pool)
+    assert models == {
+        "window_narrow": "window [0, 0.3) (10 frames)",
+        "window_wide": "window [0, 0.6) (10 frames)",
+        "size_small": "n=10 (whole pool, seed 0)",
+        "size_large": "n=20 (whole pool, seed 0)",
+    }
+    assert len(tracing.rows) == 4 * 16 * 2  # models x test frames x (signed energy error, force MAE)
+    grid = studies.load(out / "studies" / "time_window_grid")
+    efficiency = studies.load(out / "studies" / "sample_efficiency")
+    for name, label in models.items():
+        signed = arrays[f"{name}.energy_error_mev"]
+        np.testing.assert_allclose(
+            signed, 1e3 * (arrays[f"{name}.energy_predicted_ev"] - arrays["energy_reference_ev"])
+        )
+        # The same models the other studies report: their energy and force MAEs come back from the traces.
+        if name.startswith("window"):
+            reported = {r.metric: r.value for r in grid.rows if label.startswith(f"window {r.slice} ")}
+        else:
+            size = int(label.split()[0].removeprefix("n="))
+            reported = {r.metric: r.value for r in efficiency.rows if r.x == size and r.seed == 0}
+        assert np.mean(np.abs(signed)) == pytest.approx(reported["energy_mae_mev"], rel=1e-9)
+        force = arrays[f"{name}.force_mae_mev_per_a"]
+        assert np.mean(force) == pytest.approx(reported["force_mae_mev_per_a"], rel=1e-9)
+        summary = tracing.summary[label]
+        assert summary["energy_bias_mev"] == pytest.approx(np.mean(signed))
+        assert summary["energy_mae_mev_per_atom"] == pytest.approx(reported["energy_mae_mev"] / 9)
+        assert abs(summary["largest_error_mev"]) == pytest.approx(np.max(np.abs(signed)))
+        assert summary["first_frame_error_mev"] == pytest.approx(signed[0])
+        rows = [r for r in tracing.rows if r.slice == label and r.metric == "energy_error_mev"]
+        np.testing.assert_allclose([r.value for r in rows], signed)
+        np.testing.assert_array_equal([r.x for r in rows], arrays["time_index"])
+
+
+def test_energy_only_loss_is_paired_with_the_run_loss_and_leaves_the_forces_unfitted(studied_run):
+    out, _, _ = studied_run
+    variants = studies.load(out / "studies" / "variants")
+    summary = variants.summary
+    assert summary["variants"] == ["energy_and_forces", "energy_only"] and summary["reference"] == "energy_and_forces"
+    by_variant = {
+        g: {(r.x, r.seed, r.metric): r.value for r in variants.rows if r.group == g} for g in summary["variants"]
+    }
+    reference, energy_only = by_variant["energy_and_forces"], by_variant["energy_only"]
+    assert set(reference) == set(energy_only) and {(x, s) for x, s, _ in reference} == {
+        (x, s) for x in (10.0, 20.0) for s in (0, 1)
+    }
+    # The reference is the run's loss on the shared size units: exactly sample_efficiency's models.
+    efficiency = studies.load(out / "studies" / "sample_efficiency")
+    assert reference == {(r.x, r.seed, r.metric): r.value for r in efficiency.rows}
+    differences = summary["difference_vs_reference"]["force_mae_mev_per_a"]["energy_only"]
+    for size in (10.0, 20.0):
+        paired = [
+            energy_only[(size, s, "force_mae_mev_per_a")] - reference[(size, s, "force_mae_mev_per_a")] for s in (0, 1)
+        ]
+        assert differences[f"n={size:g}"]["mean"] == pytest.approx(np.mean(paired))
+    # Without the force term nothing fits the forces: worse for every seed at the largest size, well beyond the
+    # seeds' spread (about +430 ± 20 meV/Å on tiny).
+    assert min(paired) > 0 and differences["n=20"]["mean"] > 3 * differences["n=20"]["error"]
+    assert set(summary["delta_energy_only_minus_energy_and_forces"]) == {
+        "force_mae_mev_per_a",
+        "energy_mae_mev_per_atom",
+        "energy_mae_mev",
+    }
 
 
 def test_report_is_rebuilt_from_the_checkpoints_alone(studied_run):
