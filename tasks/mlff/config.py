@@ -29,7 +29,8 @@ class DataConfig:
     test_fraction: float = 0.1
     test_frames: int = 400  # evenly spaced frames of the test window that are evaluated
     train_frames: int = 1000  # random frames of the training pool for the main model
-    check_units: bool = True  # the rMD17 loader's unit checks (data.load_rmd17)
+    check_units: bool = True  # the rMD17 loader's unit checks (data.load_rmd17): coordinates, energies, forces
+    check_energy_units: bool = True  # its total-energy check alone (valence-only energies fail it)
 
     def __post_init__(self):
         check(
@@ -121,7 +122,7 @@ QUICK = override(DEFAULT, {  # minutes on 2 CPU cores
 TINY = override(QUICK, {  # tests and CI: ethanol (9 atoms), seconds
     "data.molecule": "ethanol", "data.n_frames": 240, "data.train_frames": 40, "data.test_frames": 16,
     # GFN2-xTB energies are valence-only: the loader's total-energy check would reject a saved trajectory.
-    "data.check_units": False, "md.save_every": 2, "md.equilibration_steps": 100, "training.steps": 60,
+    "data.check_energy_units": False, "md.save_every": 2, "md.equilibration_steps": 100, "training.steps": 60,
     "training.checkpoint_every": 30, "soap.n_max": 3, "soap.l_max": 2, "studies.efficiency_sizes": (10, 20, 100000),
     "studies.window_frames": 10, "studies.soap_frames": 6, "studies.equivariance_trials": 2,
     "studies.variant_sizes": (10, 20), "chunk_size": 8})

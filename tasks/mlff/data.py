@@ -200,7 +200,12 @@ def rmd17_file(path: str | Path, molecule: str = "aspirin") -> Path:
 
 
 def load_rmd17(
-    path: str | Path, molecule: str = "aspirin", *, check_units: bool = True, require_old_indices: bool = True
+    path: str | Path,
+    molecule: str = "aspirin",
+    *,
+    check_units: bool = True,
+    check_energy_units: bool = True,
+    require_old_indices: bool = True,
 ) -> Trajectory:
     """Load and validate an rMD17 npz file; energies in eV, forces in eV/Å, positions in Å.
 
@@ -287,7 +292,7 @@ def load_rmd17(
     if n_frames == 0:
         raise DataFormatError(f"{name}: field 'coords' has no frames.")
     if check_units:
-        _check_units(name, species, coords, energies, forces)
+        _check_units(name, species, coords, energies, forces, check_energy_units)
     _check_no_overlaps(name, coords)
     return Trajectory(
         species=species.astype(np.int32),
@@ -371,7 +376,7 @@ def _nearest_neighbour_ratio(species: np.ndarray, coords: np.ndarray) -> float:
     return float(np.median(ratio))
 
 
-def _check_units(name, species, coords, energies, forces) -> None:
+def _check_units(name, species, coords, energies, forces, check_energies=True) -> None:
     sample = np.unique(np.linspace(0, coords.shape[0] - 1, _UNIT_SAMPLE_FRAMES).round().astype(int))
     skip = "pass check_units=False if you are sure"
 
@@ -391,7 +396,7 @@ def _check_units(name, species, coords, energies, forces) -> None:
             f"{skip}."
         )
 
-    if all(int(z) in _ATOM_ENERGY_HARTREE for z in species):
+    if check_energies and all(int(z) in _ATOM_ENERGY_HARTREE for z in species):
         reference = sum(_ATOM_ENERGY_HARTREE[int(z)] for z in species) * HARTREE_IN_KCAL_PER_MOL
         ratio = float(np.median(energies)) / reference
         low, high = _ENERGY_RATIO_RANGE
@@ -635,10 +640,12 @@ def write_dataset(root: str | Path, dataset: Dataset, molecule: str) -> Path:
     return root
 
 
-def read_dataset(path: str | Path, molecule: str, *, published: bool, check_units: bool = True) -> Dataset:
+def read_dataset(
+    path: str | Path, molecule: str, *, published: bool, check_units: bool = True, check_energy_units: bool = True
+) -> Dataset:
     """An rMD17 npz (or the archive folder holding it) and, if ``published``, its split k=1."""
     with progress.spinner(f"mlff: reading and checking {rmd17_file(path, molecule).name}"):
-        traj = load_rmd17(path, molecule, check_units=check_units)
+        traj = load_rmd17(path, molecule, check_units=check_units, check_energy_units=check_energy_units)
     if not published:
         return Dataset(traj)
     return Dataset(traj, load_published_split(path, 1, n_frames=traj.num_frames, expected_size=None))

@@ -74,7 +74,13 @@ def source_text(view: RunView) -> str:
     return (
         f"Data source: {view.source} — rMD17 npz ({config.data.molecule}), energies and forces converted from "
         "kcal/mol and kcal/mol/Å to eV and eV/Å"
-        + ("; unit checks were off (data.check_units=false)." if not config.data.check_units else ".")
+        + (
+            "; unit checks were off (data.check_units=false)."
+            if not config.data.check_units
+            else "; the total-energy unit check was off (data.check_energy_units=false)."
+            if not config.data.check_energy_units
+            else "."
+        )
     )
 
 

@@ -106,7 +106,11 @@ def make_task(task_id: str, config: MLFFConfig) -> Task:
         generate=generate,
         fit=fit,
         load=lambda path, key, cfg: data.read_dataset(
-            path, cfg.data.molecule, published=cfg.data.split == "published", check_units=cfg.data.check_units
+            path,
+            cfg.data.molecule,
+            published=cfg.data.split == "published",
+            check_units=cfg.data.check_units,
+            check_energy_units=cfg.data.check_energy_units,
         ),
         save=lambda path, dataset, cfg: data.write_dataset(path, dataset, cfg.data.molecule),
         conditions=lambda key, dataset, cfg: data.evaluated_frames(
