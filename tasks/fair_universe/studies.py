@@ -252,6 +252,9 @@ def rotation_response(straight: PEOutputs, turned: PEOutputs, mu_true: np.ndarra
         "mu_hat_shift": float(np.mean(shift)) if shift.size else float("nan"),
         "mu_hat_shift_error": float(np.std(shift, ddof=1) / np.sqrt(shift.size)) if shift.size > 1 else float("nan"),
         "mu_hat_shift_abs": float(np.mean(np.abs(shift))) if shift.size else float("nan"),
+        "mu_hat_shift_abs_error": float(np.std(np.abs(shift), ddof=1) / np.sqrt(shift.size))
+        if shift.size > 1
+        else float("nan"),
     }
 
 
@@ -263,8 +266,8 @@ def _mean_with_error(values: list[float], errors: list[float]) -> dict[str, floa
 
 
 def _answer(result: StudyResult) -> dict:
-    """Per training size: each variant's mu-hat shift under the rotation and mean width, and the width
-    cost of dropping the azimuths (paired by seed), each with its error (PEs and seeds)."""
+    """Per training size: each variant's mean mu-hat shift and mean |shift| under the rotation and mean
+    width, and the width cost of dropping the azimuths (paired by seed), each with its error (PEs and seeds)."""
     reference, other = VARIANTS
     out = {}
     for n in sorted({r.x for r in result.rows}):
@@ -272,10 +275,11 @@ def _answer(result: StudyResult) -> dict:
         def per_seed(metric, variant, n=n):
             return {r.seed: r.value for r in result.select(metric, group=variant) if r.x == n}
 
-        entry = {
-            f"mu_hat_shift.{v}": _mean_with_error(
-                list(per_seed("mu_hat_shift", v).values()), list(per_seed("mu_hat_shift_error", v).values())
+        entry = {  # the signed shift can average out over seeds; the mean |shift| cannot
+            f"{metric}.{v}": _mean_with_error(
+                list(per_seed(metric, v).values()), list(per_seed(f"{metric}_error", v).values())
             )
+            for metric in ("mu_hat_shift", "mu_hat_shift_abs")
             for v in VARIANTS
         }
         width = {v: (per_seed("width", v), per_seed("width_error", v)) for v in VARIANTS}
@@ -347,7 +351,7 @@ def classifier_importance(
     rows = np.sort(np.concatenate(chosen))
     inputs = event_features(pri[rows])
     y = jnp.asarray(labels[rows], jnp.float32)
-    w = balanced_weights(weights[rows], y) * rows.size  # the training loss's weights: mean ~ 1
+    w = balanced_weights(weights[rows], y) * (rows.size / 2)  # each class sums to n/2: the mean is the training loss
     logit = make_logit_fn(hidden)
 
     def per_event_bce(x):

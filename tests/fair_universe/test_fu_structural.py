@@ -5,6 +5,7 @@ import types
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 import jaxbench
@@ -12,10 +13,10 @@ from jaxbench.runner import Runner, study_context
 from jaxbench.sharding import batch_mesh
 from jaxbench.studies import catalogue
 from jaxbench.tasks.fair_universe import schema
-from jaxbench.tasks.fair_universe.classifier import classifier_score
+from jaxbench.tasks.fair_universe.classifier import balanced_weights, classifier_score, make_logit_fn
 from jaxbench.tasks.fair_universe.estimator import train_on_pool
 from jaxbench.tasks.fair_universe.studies import PHI_FEATURES, classifier_importance
-from jaxbench.tasks.fair_universe.systematics import nuisance_at, rotate_azimuth
+from jaxbench.tasks.fair_universe.systematics import apply_nominal, nuisance_at, rotate_azimuth
 from jaxbench.tasks.fair_universe.templates import event_features
 
 PHI = [schema.FEATURE_COLUMNS.index(name) for name in PHI_FEATURES]
@@ -123,7 +124,19 @@ def test_attribution_gives_inputs_the_classifier_cannot_use_zero_importance(stud
     by_name = {r.slice: r for r in result.select("degradation")}
     for name in PHI_FEATURES:
         assert by_name[name].value == 0.0 and by_name[name].error == 0.0, name
-    assert result.summary["ranking"][0] not in PHI_FEATURES and by_name[result.summary["ranking"][0]].value > 0.01
+    top = by_name[result.summary["ranking"][0]]
+    assert top.slice not in PHI_FEATURES and top.value > 3 * top.error  # the inputs it sees do matter
+    # With every event of the pool, the base metric is the classifier's class-balanced training loss.
+    pool = data.pool
+    everything = classifier_importance(jax.random.key(5), blind, task.config.classifier.hidden, pool, 10**9, 1)
+    pri, weights, passed = apply_nominal(pool.pri, pool.weights, pool.process)
+    keep = np.asarray(passed)
+    labels = (np.asarray(pool.process) == schema.SIGNAL)[keep].astype(np.float32)
+    logits = make_logit_fn(task.config.classifier.hidden)(blind, event_features(pri)[keep])
+    w = np.asarray(balanced_weights(weights[keep], labels))
+    loss = np.sum(w * np.asarray(optax.sigmoid_binary_cross_entropy(logits, labels))) / np.sum(w)
+    assert everything.summary["n_events"] == keep.sum()
+    assert everything.summary["base_metric_mean"] == pytest.approx(loss, rel=1e-4)
     run = results["attribution"]
     assert [r.slice for r in run.select("degradation")] == list(schema.FEATURE_COLUMNS)
     assert all(np.isfinite(r.value) and np.isfinite(r.error) for r in run.rows)
