@@ -53,6 +53,24 @@ def init_params(key: jax.Array, features: jax.Array, hidden: Sequence[int]) -> d
     return {"net": net, "mean": mean, "std": std}
 
 
+def drop_inputs(params: dict, columns: Sequence[int]) -> dict:
+    """The classifier with the input ``columns`` cut off: their first-layer kernel rows are zero and their
+    standardisation is (0, 1), so its score does not depend on those (finite) inputs at all."""
+    if not len(columns):
+        return params
+    cols = jnp.asarray(list(columns))
+    layers = params["net"]["params"]
+    first = min(layers, key=lambda name: int(name.rsplit("_", 1)[1]))
+    kernel = jnp.asarray(layers[first]["kernel"]).at[cols].set(0.0)
+    net = {**params["net"], "params": {**layers, first: {**layers[first], "kernel": kernel}}}
+    return {
+        **params,
+        "net": net,
+        "mean": jnp.asarray(params["mean"]).at[cols].set(0.0),
+        "std": jnp.asarray(params["std"]).at[cols].set(1.0),
+    }
+
+
 def make_logit_fn(hidden: Sequence[int]) -> Callable[[dict, jax.Array], jax.Array]:
     """``logit(params, features (n, 28)) -> (n,)``."""
     net = ScoreNet(tuple(hidden))
@@ -119,10 +137,12 @@ def train_classifier(
     batch_size: int = 1024,
     learning_rate: float = 2e-3,
     valid_fraction: float = VALID_FRACTION,
+    drop_columns: Sequence[int] = (),
 ) -> tuple[dict, TrainHistory]:
     """Trains the classifier; returns its params and the per-epoch history.
 
     Shapes: features (n, 28), labels (n,) 0/1, weights (n,) physics weights (any normalisation).
+    ``drop_columns``: inputs the classifier must not see (zeroed for training, cut off by ``drop_inputs``).
     """
     init_key, split_key, shuffle_key = jax.random.split(key, 3)
     n = features.shape[0]
@@ -133,7 +153,9 @@ def train_classifier(
     train = train[: n_batches * batch_size]
     w = balanced_weights(weights, labels) * n  # mean weight ~ 1 keeps the loss O(1)
 
-    params = init_params(init_key, features[train], hidden)
+    if drop_columns:
+        features = features.at[:, jnp.asarray(list(drop_columns))].set(0.0)
+    params = drop_inputs(init_params(init_key, features[train], hidden), drop_columns)
     logit = make_logit_fn(hidden)
     schedule = optax.cosine_decay_schedule(learning_rate, epochs * n_batches, alpha=0.05)
     optimizer = optax.adam(schedule)
@@ -160,4 +182,4 @@ def train_classifier(
 
     carry = (params["net"], optimizer.init(params["net"]))
     carry, (train_loss, valid_loss) = jax.lax.scan(epoch, carry, jnp.arange(epochs))
-    return {**params, "net": carry[0]}, TrainHistory(train_loss, valid_loss)
+    return drop_inputs({**params, "net": carry[0]}, drop_columns), TrainHistory(train_loss, valid_loss)

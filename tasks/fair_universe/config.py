@@ -86,6 +86,9 @@ class AnalysisConfig:
         _at_least(self, "analysis.", 2, ("n_bootstrap",))  # the score's bootstrap std needs two resamples
 
 
+OOD_TRENDS = ("linear", "quadratic", "monotone")  # jaxbench.studies.ranges.TRENDS (that module imports numpy)
+
+
 @dataclasses.dataclass(frozen=True)
 class StudiesConfig:
     """Structural-interpretation studies (``jaxbench run fair_universe-v0 --study NAME|all``)."""
@@ -95,17 +98,41 @@ class StudiesConfig:
     efficiency_seeds: int = 3
     ood_sigmas: tuple[float, ...] = (-5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0)  # prior sigmas
     trust_coverage_min: float = 0.6  # the trusted range keeps the coverage at or above this
+    ood_trend: str = "monotone"  # trend of coverage vs |sigma| for the fitted limits (ranges.TRENDS)
+    map_sigmas: tuple[float, ...] = (-4.0, -2.0, 0.0, 2.0, 4.0)  # tes x jes grid of the 2-D map (prior sigmas)
     rotation_angles: int = 8  # azimuthal rotations of the PE pool over [0, 2 pi)
+    variant_fractions: tuple[float, ...] = (0.1, 0.3, 1.0)  # azimuth variant: training fractions
+    variant_seeds: int = 2
+    variant_angle: float = math.pi / 2  # rad: the PE pool's rotation for the azimuth variant
+    attribution_events: int = 20_000  # held-out PE-pool events (half signal) of the permutation importance
+    attribution_repeats: int = 5  # permutations per feature
     breakdown_bins: int = 5
     stability_conditions: int = 40
     stability_keys: int = 8
 
     def __post_init__(self):
         names = ("study_pe_per_mu", "efficiency_seeds", "rotation_angles", "breakdown_bins", "stability_conditions")
-        _at_least(self, "studies.", 1, names)
+        _at_least(self, "studies.", 1, names + ("variant_seeds", "attribution_repeats"))
+        _at_least(self, "studies.", 2, ("attribution_events",))  # a standard error needs two events
         _at_least(self, "studies.", 2, ("stability_keys",))  # a spread over keys needs two
         _values(self.efficiency_fractions, "studies.efficiency_fractions", lambda f: 0 < f <= 1, "in (0, 1]", "0.1,1")
         _values(self.ood_sigmas, "studies.ood_sigmas", lambda s: True, "(prior sigmas)", "-2,0,2")
+        _values(self.variant_fractions, "studies.variant_fractions", lambda f: 0 < f <= 1, "in (0, 1]", "0.3,1")
+        check(
+            self.ood_trend in OOD_TRENDS,
+            f"studies.ood_trend must be one of {', '.join(OOD_TRENDS)}, got {self.ood_trend!r}; "
+            "e.g. --set studies.ood_trend=monotone.",
+        )
+        check(
+            len(self.map_sigmas) > 0 and all(math.isfinite(s) for s in self.map_sigmas) and 0.0 in self.map_sigmas,
+            f"studies.map_sigmas needs finite prior sigmas including 0 (the map's centre), got {self.map_sigmas}; "
+            "e.g. --set studies.map_sigmas=-2,0,2.",
+        )
+        check(
+            math.isfinite(self.variant_angle),
+            f"studies.variant_angle must be finite (radians), got {self.variant_angle}; "
+            "e.g. --set studies.variant_angle=1.57.",
+        )
         check(
             math.isfinite(self.trust_coverage_min) and 0 <= self.trust_coverage_min <= 1,
             f"studies.trust_coverage_min must be in [0, 1], got {self.trust_coverage_min}; "
@@ -134,14 +161,24 @@ QUICK = override(DEFAULT, dict(
     pool_events=(20_000, 200_000, 40_000, 10_000), train_events=(40_000, 40_000, 25_000, 15_000), hidden=(32, 32),
     epochs=8, n_pe_per_mu=30, n_bins=12, n_bootstrap=200, study_pe_per_mu=4, efficiency_fractions=(0.1, 0.3, 1.0),
     efficiency_seeds=2, ood_sigmas=(-4.0, -2.0, 0.0, 2.0, 4.0), rotation_angles=4, stability_conditions=20,
-    stability_keys=4))
+    stability_keys=4, variant_fractions=(0.3, 1.0), attribution_events=10_000, attribution_repeats=3))
 TINY = override(QUICK, dict(  # tests and CI: seconds
     pool_events=(4000, 30000, 8000, 4000), train_events=(4000, 4000, 3000, 2000), hidden=(16, 16), epochs=2,
     mu_values=(0.5, 2.0), n_pe_per_mu=12, n_bins=8, n_bootstrap=20, study_pe_per_mu=2, efficiency_fractions=(0.3, 1.0),
     efficiency_seeds=1, ood_sigmas=(-3.0, 0.0, 3.0), rotation_angles=2, stability_conditions=4, stability_keys=2,
-    chunk_size=8))
+    map_sigmas=(-3.0, 0.0, 3.0), variant_fractions=(1.0,), variant_seeds=1, attribution_events=2000,
+    attribution_repeats=2, chunk_size=8))
 # fmt: on
-STUDIES = ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
+STUDIES = (
+    "sample_efficiency",
+    "rotation_scan",
+    "feature_ood",
+    "variants",
+    "attribution",
+    "breakdown",
+    "correlation",
+    "stability",
+)
 
 CRITERIA = (
     Criterion("profiled.quantiles_score", True, None, "coverage score -ln((mean width + 1e-3) * f(coverage))"),

@@ -9,7 +9,7 @@ pT). Then a profiled and a statistical-only fit of the histogram.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -80,8 +80,16 @@ jax.tree_util.register_dataclass(
 )
 
 
-def train_on_pool(key: jax.Array, train: schema.EventPool, config: ClassifierConfig) -> tuple[dict, TrainHistory]:
-    """The classifier trained on the events of ``train`` that pass the nominal analysis cuts."""
+def train_on_pool(
+    key: jax.Array, train: schema.EventPool, config: ClassifierConfig, drop: Sequence[str] = ()
+) -> tuple[dict, TrainHistory]:
+    """The classifier trained on the events of ``train`` that pass the nominal analysis cuts, blind to
+    the feature columns ``drop`` (names in ``schema.FEATURE_COLUMNS``)."""
+    unknown = [name for name in drop if name not in schema.FEATURE_COLUMNS]
+    if unknown:
+        raise ValueError(
+            f"train_on_pool: unknown feature columns {unknown}; the features are {schema.FEATURE_COLUMNS}."
+        )
     train = jax.tree.map(jnp.asarray, train)  # a reloaded stage holds numpy arrays
     pri, weights, passed = apply_nominal(train.pri, train.weights, train.process)
     keep = np.asarray(passed)
@@ -94,6 +102,7 @@ def train_on_pool(key: jax.Array, train: schema.EventPool, config: ClassifierCon
         epochs=config.epochs,
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
+        drop_columns=[schema.FEATURE_COLUMNS.index(name) for name in drop],
     )
 
 

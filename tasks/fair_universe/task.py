@@ -134,6 +134,8 @@ def make_task(task_id: str, config: FairUniverseConfig) -> Task:
             "sample_efficiency": studies.SAMPLE_EFFICIENCY,
             "rotation_scan": studies.ROTATION_SCAN,
             "feature_ood": studies.FEATURE_OOD,
+            "variants": studies.AZIMUTH_VARIANTS,
+            "attribution": studies.ATTRIBUTION,
             "breakdown": generic.breakdown(s.breakdown_bins),
             "correlation": generic.correlation(),
             "stability": generic.stability(s.stability_conditions, s.stability_keys),

@@ -176,7 +176,16 @@ def test_studies_run_on_a_finished_run_and_appear_in_the_report(finished_run, tm
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[resume] stage 'fit.classifier'" in result.stdout  # the pipeline is not redone
-    names = ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
+    names = (
+        "sample_efficiency",
+        "rotation_scan",
+        "feature_ood",
+        "variants",
+        "attribution",
+        "breakdown",
+        "correlation",
+        "stability",
+    )
     html = (out / "report.html").read_text()
     for name in names:
         table = (out / "studies" / name / "table.csv").read_text().splitlines()
@@ -185,14 +194,14 @@ def test_studies_run_on_a_finished_run_and_appear_in_the_report(finished_run, tm
         "Study: Sample efficiency",
         "Study: Feature out-of-distribution test",
         "Study: Rotational invariance",
+        "Study: Variants (ablation)",
+        "Study: Attribution (permutation importance)",
         "Study: Per-sample breakdown",
         "Study: Metric correlation",
         "Study: Prediction stability",
     ):
         assert title in html
-    assert records.read_json(out / "manifest.json")["studies"] == list(
-        ("sample_efficiency", "rotation_scan", "feature_ood", "breakdown", "correlation", "stability")
-    )
+    assert records.read_json(out / "manifest.json")["studies"] == list(names)
     ood = records.read_json(out / "studies" / "feature_ood" / "result.json")
     assert set(ood["summary"]) >= {"tes", "jes", "soft_met", "diboson_scale"}
     assert "coverage" in ood["summary"]["diboson_scale"]["trusted_range"]

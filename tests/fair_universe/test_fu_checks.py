@@ -148,6 +148,10 @@ def test_a_directory_is_not_a_data_file(tmp_path, tiny):
         ("trust_coverage_min", "nan", "studies.trust_coverage_min"),
         ("trust_coverage_min", "1.5", "studies.trust_coverage_min"),
         ("stability_keys", "1", "studies.stability_keys"),
+        ("ood_trend", "cubic", "studies.ood_trend"),
+        ("map_sigmas", "1,2", "studies.map_sigmas"),
+        ("variant_fractions", "0,1", "studies.variant_fractions"),
+        ("attribution_events", "1", "studies.attribution_events"),
         ("chunk_size", "0", "chunk_size"),
     ],
 )
