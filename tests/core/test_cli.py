@@ -17,8 +17,9 @@ from jaxbench.cli import main
 TINY_RUN = ["--preset", "tiny", "--no-progress"]  # 2 mu values x 12 PEs in chunks of 8, a 46k-event pool
 
 
-def jaxbench_cli(*args, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+def jaxbench_cli(*args, devices: int = 2, **kwargs) -> subprocess.CompletedProcess:
+    """The CLI in a fresh process on ``devices`` host devices (1 where sharding is not the point: faster)."""
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     return subprocess.run(
         [sys.executable, "-m", "jaxbench.cli", *args], capture_output=True, text=True, env=env, **kwargs
     )
@@ -158,7 +159,9 @@ def test_run_on_a_published_format_file_records_its_checksum(tmp_path):
     data = tmp_path / "FAIR_Universe_HiggsML_data.parquet"
     write_parquet(data, pool, np.asarray(derived_features(pool.pri)))
     out = tmp_path / "run"
-    result = jaxbench_cli("run", "fair_universe-v0", *TINY_RUN, "--data", str(data), "--out", str(out), timeout=900)
+    result = jaxbench_cli(
+        "run", "fair_universe-v0", *TINY_RUN, "--data", str(data), "--out", str(out), devices=1, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = records.read_json(out / "manifest.json")
     assert manifest["data"] == str(data) and manifest["status"] == "complete"
@@ -172,7 +175,7 @@ def test_studies_run_on_a_finished_run_and_appear_in_the_report(finished_run, tm
     out = tmp_path / "studies"
     shutil.copytree(finished_run[0], out)
     result = jaxbench_cli(
-        "run", "fair_universe-v0", *TINY_RUN, "--out", str(out), "--resume", "--study", "all", timeout=900
+        "run", "fair_universe-v0", *TINY_RUN, "--out", str(out), "--resume", "--study", "all", devices=1, timeout=900
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[resume] stage 'fit.classifier'" in result.stdout  # the pipeline is not redone
