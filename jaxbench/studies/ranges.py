@@ -126,6 +126,14 @@ def _replicas(y, err, support, binomial, n_boot, rng, x) -> np.ndarray:
     return fit + rng.choice(residual, size=(n_boot, y.size), replace=True)
 
 
+def _judge(v: np.ndarray, err: np.ndarray, target: float, sign: float, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """(not significantly bad, significantly good) per point; without an error, the plain comparison."""
+    known = np.isfinite(err)
+    margin = sign * (v - target) / np.where(known, err, np.inf)
+    plain = sign * (v - target) >= 0
+    return plain | (known & (margin >= -z)), np.where(known, margin > z, plain)
+
+
 def _runs(d: np.ndarray, ok: np.ndarray) -> list[float] | None:
     """The widest run of ``ok`` points around distance 0 (sorted by distance), or None."""
     order = np.argsort(d, kind="stable")
@@ -193,10 +201,7 @@ def trusted_range(
             result["interval"] = [flip(result["interval"][1]), flip(result["interval"][0])]
             result["reach"] = -result["reach"]
         fitted[side] = result
-    margin = sign * (v - target) / np.where(np.isfinite(err), err, np.inf)
-    plain = sign * (v - target) >= 0
-    not_bad = plain | (np.isfinite(err) & (margin >= -z))  # without errors: the plain comparison
-    significant = np.where(np.isfinite(err), margin > z, plain)
+    not_bad, significant = _judge(v, err, target, sign, z)
     verdict = np.where(significant, "good", np.where(~not_bad, "bad", "compatible"))
     return {
         "target": float(target),
@@ -243,10 +248,7 @@ def trusted_region(
     sup = None if support is None else np.asarray(support, float)
     err = point_errors(v, sup, None if error is None else np.asarray(error, float), binomial)
     sign = 1.0 if higher_is_better else -1.0
-    margin = sign * (v - target) / np.where(np.isfinite(err), err, np.inf)
-    plain = sign * (v - target) >= 0
-    not_bad = (plain | (np.isfinite(err) & (margin >= -z))) & np.isfinite(v)
-    significant = np.where(np.isfinite(err), margin > z, plain) & np.isfinite(v)
+    not_bad, significant = (j & np.isfinite(v) for j in _judge(v, err, target, sign, z))
     verdict = np.where(significant, 2, np.where(not_bad, 1, 0))  # 2 good, 1 compatible, 0 bad
     region = np.zeros(v.shape, bool)
     start = (int(np.argmin(np.abs(a))), int(np.argmin(np.abs(b))))
