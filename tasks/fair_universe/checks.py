@@ -85,17 +85,20 @@ def validate(config: FairUniverseConfig, path: Path | None) -> None:
         raise _batch_error(config, n_train, what, "pass a larger file")
 
 
+def _both_classes(source: str, what: str, signal: int, background: int, needs: str, fix: str) -> None:
+    if signal == 0 or background == 0:
+        raise DataFormatError(
+            f"{source}: {what} {signal} signal (htautau) and {background} background events that pass "
+            f"the analysis cuts with weight > 0; {needs} both; {fix}."
+        )
+
+
 def check_data(
     data: schema.Data, config: FairUniverseConfig, source: str = "the generated data", fix: str = GENERATED_FIX
 ) -> None:
     """The events against the config: both classes present, enough for one batch and for the bins."""
     train_passed, train_signal, train_background = _passing(data.train)
-    if train_signal == 0 or train_background == 0:
-        raise DataFormatError(
-            f"{source}: the training events hold {train_signal} signal (htautau) and {train_background} "
-            "background events that pass the analysis cuts with weight > 0; the classifier needs both; "
-            f"{fix}."
-        )
+    _both_classes(source, "the training events hold", train_signal, train_background, "the classifier needs", fix)
     n_train, n_valid = training_split(train_passed)
     if n_valid < 1:
         raise DataFormatError(
@@ -106,12 +109,7 @@ def check_data(
         what = f"the {n_train} training events of {source} ({train_passed} pass the cuts, {n_valid} held out)"
         raise _batch_error(config, n_train, what, fix)
     _, pool_signal, pool_background = _passing(data.pool)
-    if pool_signal == 0 or pool_background == 0:
-        raise DataFormatError(
-            f"{source}: the pseudo-experiment pool holds {pool_signal} signal (htautau) and {pool_background} "
-            "background events that pass the analysis cuts with weight > 0; the templates need both; "
-            f"{fix}."
-        )
+    _both_classes(source, "the pseudo-experiment pool holds", pool_signal, pool_background, "the templates need", fix)
     n_bins = config.analysis.n_bins
     if pool_signal < n_bins:
         raise ConfigError(
