@@ -188,14 +188,11 @@ class _PrefixedStage:
 
 
 # -- the run directory ----------------------------------------------------------------------------
-def _data_checksums(task: Task, data: Any, path: Path | None) -> dict[str, str]:
-    """sha256 of the data's arrays, and of every file ``load`` read."""
+def _data_checksums(data: Any, file_sums: Mapping[str, str]) -> dict[str, str]:
+    """sha256 of the data's arrays, beside those of the files ``load`` read (hashed once, for the
+    fingerprint)."""
     leaves = jax.tree_util.tree_flatten_with_path(data)[0]
-    sums = {"data": records.sha256_arrays({jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves})}
-    if path is not None:
-        files = task.data_files(path) if task.data_files is not None else ([path] if path.is_file() else [])
-        sums.update({str(f): records.sha256_file(f) for f in files})
-    return sums
+    return {"data": records.sha256_arrays({jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}), **file_sums}
 
 
 def flat_arrays(tree: Any) -> dict[str, np.ndarray]:
@@ -301,6 +298,11 @@ def run_status(per_sample: Mapping[str, np.ndarray], metrics: Any, partial: bool
     return "complete", ""
 
 
+def status_line(view: RunView) -> str:
+    """``FAILED: why`` / ``DEGRADED: why``, the first line of summary.txt and the report; "" when complete."""
+    return "" if view.status == "complete" else f"{view.status.upper()}: {view.note}"
+
+
 def _write_results(task: Task, runner: Runner, view: RunView) -> None:
     from jaxbench.report import render_table_text
 
@@ -308,7 +310,7 @@ def _write_results(task: Task, runner: Runner, view: RunView) -> None:
     records.write_arrays(runner.path("arrays", "items"), flat_arrays(view.items))
     records.write_arrays(runner.path("arrays", "outputs"), flat_arrays(view.outputs))
     records.atomic_write_json(runner.path("metrics.json"), view.metrics)
-    headline = "" if view.status == "complete" else f"{view.status.upper()}: {view.note}\n\n"
+    headline = status_line(view) + "\n\n" if status_line(view) else ""
     records.atomic_write_text(runner.path("summary.txt"), headline + render_table_text(task.summary(view.metrics)))
     for name, content in (task.files(view.metrics) if task.files is not None else {}).items():
         records.atomic_write_json(runner.path(name), content)
@@ -447,7 +449,7 @@ def _execute_locked(
         else:
             finish("error", error=f"{type(error).__name__}: {error}")
         raise
-    finish(view.status, status_note=view.note, data_checksums=_data_checksums(task, view.data, data_path))
+    finish(view.status, status_note=view.note, data_checksums=_data_checksums(view.data, wanted["data_sha256"]))
     with runner.spinner("writing report.html"):
         write_run_report(task, view, manifest)
     return view
@@ -464,7 +466,6 @@ def write_run_report(task: Task, view: RunView, manifest: Mapping[str, Any]) -> 
     from jaxbench.report import ReportSection, write_report
     from jaxbench.studies import study_sections
 
-    note = "" if view.status == "complete" else f"{view.status.upper()}: {view.note}"
-    headline = ReportSection("Scores", text=note, tables=(task.summary(view.metrics),))
+    headline = ReportSection("Scores", text=status_line(view), tables=(task.summary(view.metrics),))
     sections = [headline, *task.report(view), *study_sections(view.directory, task.studies)]
     return write_report(view.directory, f"jaxbench report: {task.id}", sections, manifest)
