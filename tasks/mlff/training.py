@@ -21,7 +21,6 @@ One model is the vmapped program with M = 1 (:func:`train`), so there is one cod
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -34,6 +33,7 @@ import optax
 from jax.typing import ArrayLike
 
 from jaxbench.errors import ConfigError, DataFormatError
+from jaxbench.kernels.training import checkpointed_loop, empty_history
 from jaxbench.records import sha256_arrays
 
 from . import nequip
@@ -191,7 +191,7 @@ def _initial_state(key, frames: Frames, train_idx: np.ndarray, config: NequipCon
     return state, batch_key, jnp.asarray(residual, jnp.float32)
 
 
-# -- checkpointed host loop ---------------------------------------------------------------------
+# -- checkpoint metadata (the loop is jaxbench.kernels.training) ------------------------------------
 def _metadata(config, settings, frames, train_idx, num_models):
     return {
         "model_config": dataclasses.asdict(config),
@@ -200,69 +200,6 @@ def _metadata(config, settings, frames, train_idx, num_models):
         "train_idx_sha256": sha256_arrays({"train_idx": np.asarray(train_idx)}),
         "data_sha256": sha256_arrays(frames._asdict()),
     }
-
-
-def _as_json(meta):
-    return json.loads(json.dumps(meta))
-
-
-def _run(state, history, run_chunk, settings, checkpoint_dir, meta, callback):
-    """Runs chunks until ``settings.steps``; checkpoints and resumes when ``checkpoint_dir`` is set."""
-    manager = None
-    if checkpoint_dir is not None:
-        import orbax.checkpoint as ocp  # imported only when needed: it takes seconds
-
-        manager = ocp.CheckpointManager(
-            Path(checkpoint_dir).resolve(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False),
-        )
-    try:
-        done = 0
-        if manager is not None and manager.latest_step() is not None:
-            latest = manager.latest_step()
-            saved_meta = manager.restore(latest, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-            wanted = _as_json(meta)
-            if saved_meta != wanted:
-                differ = sorted(k for k in set(saved_meta) | set(wanted) if saved_meta.get(k) != wanted.get(k))
-                raise ConfigError(
-                    f"{checkpoint_dir} holds checkpoints of a different run (differs in {differ}); "
-                    "resume with the same data, indices, config and settings, or use a new directory."
-                )
-            restored = manager.restore(
-                latest,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore({"state": state, "history": history._asdict()})),
-            )["state"]
-            # orbax returns committed arrays; the fresh state is uncommitted, and jit would
-            # compile the chunk again for the committed ones. Host copies keep one program.
-            state = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), restored["state"])
-            history = TrainHistory(**{k: np.asarray(v) for k, v in restored["history"].items()})
-            done = latest
-        while done < settings.steps:
-            num_steps = min(settings.checkpoint_every, settings.steps - done)
-            state, metrics = run_chunk(state, num_steps)
-            history = TrainHistory(*(np.array(h) for h in history))
-            for column, values in zip(history, metrics):
-                column[..., done : done + num_steps] = np.asarray(values)
-            done += num_steps
-            if manager is not None:
-                manager.save(
-                    done,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardSave({"state": state, "history": history._asdict()}),
-                        meta=ocp.args.JsonSave(meta),
-                    ),
-                )
-                manager.wait_until_finished()
-            if callback is not None:
-                callback(done, history)
-    finally:
-        if manager is not None:
-            manager.close()
-    return state, history
-
-
-def _empty_history(shape) -> TrainHistory:
-    return TrainHistory(*(np.full(shape, np.nan, dtype=np.float32) for _ in TrainHistory._fields))
 
 
 def train_many(
@@ -320,8 +257,10 @@ def train_many(
         )
 
     meta = _metadata(config, settings, frames, train_idx_stack, num_models)
-    history = _empty_history((num_models, steps))
-    state, history = _run(state, history, run_chunk, settings, checkpoint_dir, meta, callback)
+    history = empty_history(TrainHistory, (num_models, steps))
+    state, history = checkpointed_loop(
+        state, history, run_chunk, settings.steps, settings.checkpoint_every, checkpoint_dir, meta, callback
+    )
     return state.params, history
 
 
