@@ -42,14 +42,14 @@ class Jets(NamedTuple):
 
 
 class JetData(NamedTuple):
-    """The task's data: the three published splits, and for generated data a wide-pT sample (550-2440 GeV) for the
-    jet-energy out-of-distribution study, split into its own training and test halves (None for files)."""
+    """The task's data: the three published splits, and for generated data an energy-enriched test sample (equal
+    counts per jet-energy bin, same pT window and selection) for the jet-energy study, whose upper bins the
+    natural test set barely fills (None for files: the study then bins the test split)."""
 
     train: Jets
     val: Jets
     test: Jets
-    wide_train: Jets | None = None
-    wide_test: Jets | None = None
+    energy_test: Jets | None = None
 
 
 def empty_jets(num_particles: int = MAX_PARTICLES) -> Jets:
@@ -76,3 +76,8 @@ def jet_pt_gev(jets: Jets) -> np.ndarray:
     """(N,) transverse momentum of the constituents' sum, GeV (float64)."""
     total = np.asarray(jets.p4, np.float64).sum(axis=1)
     return np.hypot(total[:, 1], total[:, 2])
+
+
+def jet_energy_gev(jets: Jets) -> np.ndarray:
+    """(N,) energy of the constituents' sum, GeV (float64): the jet-energy study's variable."""
+    return np.asarray(jets.p4, np.float64)[..., 0].sum(axis=1)
