@@ -76,3 +76,22 @@ def test_auc_is_rank_based(n, seed):
     squashed = float(classification.auc(classification.roc(scores**3, labels)))  # monotone: same ranks
     assert auc == pytest.approx(1 - flipped, abs=1e-5) and auc == pytest.approx(squashed, abs=1e-6)
     assert auc == pytest.approx(roc_auc_score(labels, scores), abs=1e-5)
+
+
+def test_binned_metrics_equal_each_bins_own_metrics_and_bootstrap():
+    rng = np.random.default_rng(3)
+    n = 600
+    labels = rng.integers(0, 2, n)
+    scores = np.clip(0.5 + 0.25 * (labels - 0.5) + 0.2 * rng.normal(size=n), 0, 1).astype(np.float32)
+    bins = rng.integers(-1, 3, n)  # -1: in no bin
+    values, errors = classification.binned_metrics(scores, labels, bins, 4, jax.random.key(0), n_boot=300)
+    for b in range(3):
+        inside = bins == b
+        assert float(values["auc"][b]) == pytest.approx(roc_auc_score(labels[inside], scores[inside]), abs=1e-5)
+        assert float(values["accuracy"][b]) == pytest.approx(np.mean((scores[inside] > 0.5) == labels[inside]), 1e-5)
+        boot = [  # the multinomial bootstrap of the bin alone
+            roc_auc_score(labels[inside][i], scores[inside][i])
+            for i in rng.integers(0, inside.sum(), (300, inside.sum()))
+        ]
+        assert float(errors["auc"][b]) == pytest.approx(np.std(boot, ddof=1), rel=0.25)
+    assert np.isnan(float(values["auc"][3]))  # the empty bin
