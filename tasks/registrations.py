@@ -42,3 +42,17 @@ register(
     datacard=oscillator_config.datacard,
     studies=oscillator_config.STUDIES,
 )
+
+from jaxbench.tasks.jets import config as jets_config  # noqa: E402
+
+register(
+    "top_tagging-v0",
+    entry_point="jaxbench.tasks.jets.task:make_task",
+    summary="Jet tagging: a Particle Transformer (flax) tells hadronic top jets from QCD jets (Pythia 8 + FastJet "
+    "generated, or TopLandscape via --data), beside mass + N-subjettiness; AUC, 1/eps_B at eps_S = 0.3, accuracy.",
+    config=jets_config.DEFAULT,
+    presets={"quick": jets_config.QUICK, "tiny": jets_config.TINY},
+    criteria=jets_config.CRITERIA,
+    datacard=jets_config.datacard,
+    studies=jets_config.STUDIES,
+)

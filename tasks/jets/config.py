@@ -38,7 +38,9 @@ class DataConfig:
         _positive(self, "data.", ("max_particles", "energy_test_per_bin"))
         _positive(self, "data.", ("workers",), 0)
         low, high = self.pt_range_gev
-        check(0 < low < high, f"data.pt_range_gev must be (low, high) GeV with 0 < low < high, got {self.pt_range_gev}.")
+        check(
+            0 < low < high, f"data.pt_range_gev must be (low, high) GeV with 0 < low < high, got {self.pt_range_gev}."
+        )
         check(0 < self.eta_max <= 5, f"data.eta_max must be in (0, 5], got {self.eta_max}.")
         check(self.max_particles <= 200, f"data.max_particles={self.max_particles}: the files hold 200 per jet.")
 

@@ -106,11 +106,12 @@ def _train_chunk_many(states, p4, labels, subsets, counts, batch_keys, *, config
     return jax.vmap(chunk, in_axes=(0, None, None, 0, 0, 0))(states, p4, labels, subsets, counts, batch_keys)
 
 
-def pad_subsets(subsets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(M, n_max) int32 training positions (each row padded by repeating its first) and (M,) counts."""
+def pad_subsets(subsets: list[np.ndarray], width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(M, width) int32 training positions (each row padded by repeating its first; width defaults to the largest
+    set) and (M,) counts."""
     if not subsets or min(len(s) for s in subsets) < 1:
         raise ConfigError("every model needs at least one training jet; raise the training-set sizes.")
-    width = max(len(s) for s in subsets)
+    width = max([len(s) for s in subsets] + [width or 0])
     padded = np.stack([np.concatenate([s, np.full(width - len(s), s[0])]) for s in map(np.asarray, subsets)])
     return padded.astype(np.int32), np.array([len(s) for s in subsets], np.int32)
 
@@ -123,17 +124,19 @@ def train_many(
     config: part.PartConfig,
     settings: TrainConfig,
     *,
+    width: int | None = None,
     checkpoint_dir: str | Path | None = None,
     callback: Callable[[int, TrainHistory], None] | None = None,
 ) -> tuple[Any, TrainHistory]:
     """M Particle Transformers, model m trained on the jets ``subsets[m]`` (positions into p4 (N, P, 4) GeV and
     labels (N,)) with ``keys[m]`` (init and batches), in one vmapped program. With ``checkpoint_dir`` the state is
     saved every ``settings.checkpoint_every`` steps and a call with the same directory resumes (same data, sets,
-    config and settings, else ConfigError). Returns weights with a leading model axis M and a history (M, steps)."""
+    config and settings, else ConfigError). ``width`` pads every set to that length (one compiled program for
+    sets of several sizes). Returns weights with a leading model axis M and a history (M, steps)."""
     num_models = len(subsets)
     if keys.shape != (num_models,):
         raise ConfigError(f"need one key per model: keys {keys.shape} for {num_models} training sets.")
-    padded, counts = pad_subsets(subsets)
+    padded, counts = pad_subsets(subsets, width)
     split = jax.vmap(jax.random.split)(keys)  # (M, 2): init, batches
     weights = jax.vmap(lambda k: part.init(k, config))(split[:, 0])
     tx = optimizer(settings)
