@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxbench.errors import DataFormatError
+from jaxbench.errors import ConfigError, DataFormatError
 from jaxbench.tasks.jets import schema, topland
 
 N_JETS = 12
@@ -20,12 +20,16 @@ SLOTS = 200
 
 
 def random_jets(seed: int = 0, n: int = N_JETS, slots: int = SLOTS, most: int = 60) -> schema.Jets:
-    """Jets of 1..most massless-ish constituents near (eta 0.3, phi 1), pT-ordered, zero-padded to ``slots``."""
+    """Jets of 1..most constituents of E slightly above |p| around a random axis, pT-ordered, zero-padded to ``slots``.
+
+    Jet axes alternate in the sign of eta, and jet 0 sits at phi 3.1, so that its constituents straddle +-pi.
+    """
     rng = np.random.default_rng(seed)
     p4 = np.zeros((n, slots, 4), np.float32)
     for i, count in enumerate(rng.integers(1, most + 1, n)):
         pt = np.sort(rng.exponential(30.0, count))[::-1] + 0.5
-        eta, phi = rng.normal(0.3, 0.3, count), rng.normal(1.0, 0.3, count)
+        axis_eta, axis_phi = (-1) ** i * rng.uniform(0.2, 1.5), 3.1 if i == 0 else rng.uniform(-np.pi, np.pi)
+        eta, phi = rng.normal(axis_eta, 0.2, count), rng.normal(axis_phi, 0.2, count)
         p4[i, :count] = np.stack([pt * np.cosh(eta) + 0.01, pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)], -1)
     label = rng.integers(0, 2, n).astype(np.int32)
     truth = (rng.normal(0, 300, (n, 4)) * label[:, None]).astype(np.float32)
@@ -160,6 +164,22 @@ def test_failed_h5_write_leaves_the_old_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["train.h5"]
 
 
+def test_writers_refuse_jets_they_cannot_store(tmp_path):
+    with pytest.raises(DataFormatError, match="write_h5: no jets"):
+        topland.write_h5(tmp_path / "train.h5", schema.empty_jets())
+    jets = random_jets(n=3)
+    for write in (topland.write_h5, topland.write_parquet):
+        with pytest.raises(DataFormatError, match=r"jets.label has shape \(2,\), expected \(3,\)"):
+            write(tmp_path / "x", jets._replace(label=jets.label[:2]))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("sizes", [{"max_particles": 0}, {"max_particles": 201}, {"chunk_rows": 0}, {"limit": -1}])
+def test_reader_sizes_out_of_range_are_config_errors(tmp_path, sizes):
+    with pytest.raises(ConfigError, match=next(iter(sizes))):
+        topland.read_h5(tmp_path / "train.h5", **sizes)
+
+
 def test_empty_slots_lose_stray_momentum(tmp_path):
     jets = random_jets(n=2, most=5)
     frame = published_frame(jets)
@@ -177,7 +197,7 @@ def _edit(column, row, value):
 
 
 def _gap(frame):
-    frame.loc[3, ["E_0", "PX_0", "PY_0", "PZ_0"]] = 0.0  # slot 0 empty, slot 1 not
+    frame.loc[3, [f"{q}_{i}" for q in ("E", "PX", "PY", "PZ") for i in (0, 1)]] = 0.0  # slots 0, 1 empty, 2 not
     return frame
 
 
@@ -190,7 +210,7 @@ def _gap(frame):
         (_edit("truthPX", 6, np.nan), "row 6 has a NaN or infinite truth"),
         (lambda f: f.assign(is_signal_new=np.where(f.index == 2, 2, f.is_signal_new)), "row 2 has is_signal_new = 2"),
         (lambda f: f.assign(is_signal_new=f.is_signal_new.astype(float) * 0.5), "has is_signal_new = 0.5"),
-        (_gap, "row 3 has a particle after padding (E_0 = 0, E_1 > 0"),
+        (_gap, "row 3 has a particle after padding (E_0 = 0, E_2 > 0"),
         (_edit("E_0", 7, -1.0), "row 7 has a constituent with negative energy"),
         (lambda f: f.assign(ttv=f.ttv.astype(float) + 0.5), "row 0 has ttv = 1.5"),
         (lambda f: f.assign(E_9=f.E_9.astype(str)), "column(s) E_9 (object) are not numeric"),
