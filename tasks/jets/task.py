@@ -77,7 +77,8 @@ def load(path: Path, key: jax.Array, config: JetsConfig) -> JetData:
 
 def save(path: Path, data: JetData, config: JetsConfig) -> Path:
     """The splits as TopLandscape HDF5 tables (806 columns) in the directory ``path``; returns it."""
-    return topland.write_dataset(Path(path), data)
+    topland.write_dataset(Path(path), data)
+    return Path(path)
 
 
 class Params(NamedTuple):

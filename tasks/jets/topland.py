@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -394,26 +394,44 @@ def find_layout(directory: str | Path) -> str:
     raise DataFormatError(f"{directory} has {expected} (found: {shown}); {fix}.")
 
 
+#: The energy-enriched test set jaxbench generates for the jet-energy study, beside the splits (same layout).
+ENERGY_TEST_FILES = {"h5": "energy_test.h5", "parquet": "energy_test_file.parquet"}
+
+
 def dataset_files(directory: str | Path) -> list[Path]:
-    """The three split files (train, val, test) of ``directory``'s layout: what ``read_dataset`` reads."""
+    """The files ``read_dataset`` reads: the three split files (train, val, test) of ``directory``'s layout, then
+    the energy-enriched test file if there."""
     directory = Path(directory)
-    names = H5_FILES if find_layout(directory) == "h5" else PARQUET_FILES
-    return [directory / names[split] for split in SPLITS]
+    layout = find_layout(directory)
+    names = H5_FILES if layout == "h5" else PARQUET_FILES
+    extra = directory / ENERGY_TEST_FILES[layout]
+    return [directory / names[split] for split in SPLITS] + ([extra] if extra.is_file() else [])
 
 
-def read_dataset(directory: str | Path, max_particles: int = MAX_PARTICLES, limit: int | None = None) -> JetData:
-    """The train, val and test jets of ``directory`` (either layout), the first ``limit`` of each if given."""
+def read_dataset(
+    directory: str | Path, max_particles: int = MAX_PARTICLES, limit: int | Mapping[str, int | None] | None = None
+) -> JetData:
+    """The train, val and test jets of ``directory`` (either layout), the first ``limit`` of each if given (one
+    number, or one per split name; None: all), and the energy-enriched test set when its file is there."""
     read = read_h5 if find_layout(directory) == "h5" else read_parquet
-    return JetData(*(read(file, max_particles=max_particles, limit=limit) for file in dataset_files(directory)))
+    limits = limit if isinstance(limit, Mapping) else dict.fromkeys(SPLITS, limit)
+    files = dataset_files(directory)
+    splits = [read(file, max_particles=max_particles, limit=limits.get(s)) for s, file in zip(SPLITS, files)]
+    energy = read(files[3], max_particles=max_particles, limit=limits.get("energy_test")) if len(files) > 3 else None
+    return JetData(*splits, energy)
 
 
 def write_dataset(directory: str | Path, data: JetData, layout: str = "h5") -> list[Path]:
-    """The three splits of ``data`` as ``directory``'s split files in ``layout`` ("h5" or "parquet"); returns them."""
+    """The three splits of ``data`` as ``directory``'s split files in ``layout`` ("h5" or "parquet"), and its
+    energy-enriched test set if any; returns the files."""
     if layout not in ("h5", "parquet"):
         raise ConfigError(f"write_dataset: layout {layout!r} is neither 'h5' nor 'parquet'.")
     directory = Path(directory)
     names, write = (H5_FILES, write_h5) if layout == "h5" else (PARQUET_FILES, write_parquet)
-    return [write(directory / names[split], getattr(data, split)) for split in SPLITS]
+    files = [write(directory / names[split], getattr(data, split)) for split in SPLITS]
+    if data.energy_test is not None:
+        files.append(write(directory / ENERGY_TEST_FILES[layout], data.energy_test))
+    return files
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -348,7 +348,7 @@ def test_read_dataset_finds_either_layout(tmp_path, layout):
     for split, want in zip(got[:3], data[:3]):
         want = schema.take(want, np.arange(min(5, want.num_jets)))
         assert_same_jets(split, schema.Jets(want.p4[:, :60], *want[1:]), ttv=layout == "h5", truth=layout == "h5")
-    assert got.wide_train is None and got.wide_test is None
+    assert got.energy_test is None
 
 
 @pytest.mark.parametrize(
@@ -372,3 +372,15 @@ def test_folders_without_one_complete_layout_say_what_is_expected(tmp_path, file
         assert "omit --data to generate jets" in str(err.value)
         with pytest.raises(DataFormatError, match="is not a directory"):
             topland.find_layout(tmp_path / "missing")
+
+
+def test_the_energy_test_set_travels_with_the_splits(tmp_path):
+    """An energy-enriched test file beside the splits is written, hashed and read back; without it, None."""
+    data = schema.JetData(*(random_jets(seed, n=4) for seed in range(3)), random_jets(9, n=5))
+    files = topland.write_dataset(tmp_path, data)
+    assert files[-1].name == "energy_test.h5" and topland.dataset_files(tmp_path) == files
+    got = topland.read_dataset(tmp_path, limit={"train": 2, "val": None, "test": 3})
+    assert (got.train.num_jets, got.val.num_jets, got.test.num_jets) == (2, 4, 3)
+    np.testing.assert_array_equal(got.energy_test.p4, data.energy_test.p4)
+    files[-1].unlink()
+    assert topland.read_dataset(tmp_path).energy_test is None
