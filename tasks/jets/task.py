@@ -35,11 +35,6 @@ def part_config(config: JetsConfig, variant: str | None = None) -> part.PartConf
     )
 
 
-def cache_dir() -> Path:
-    """``$JAXBENCH_CACHE/jets`` or ``~/.cache/jaxbench/jets``."""
-    return Path(os.environ.get("JAXBENCH_CACHE") or Path.home() / ".cache" / "jaxbench") / "jets"
-
-
 def truncate(jets: Jets, max_particles: int) -> Jets:
     """The leading ``max_particles`` constituents of every jet (the files are pT-ordered)."""
     return jets._replace(p4=np.ascontiguousarray(jets.p4[:, :max_particles]))
@@ -49,14 +44,15 @@ def generate(key: jax.Array, config: JetsConfig) -> JetData:
     """Balanced train / val / test jets from Pythia 8 + FastJet (one key each), and the energy-enriched test set;
     cached under $JAXBENCH_CACHE/jets."""
     d, workers = config.data, config.data.workers or os.cpu_count() or 1
+    cache = generator.default_cache_dir()
     keys = dict(zip(("train", "val", "test", "energy_test"), jax.random.split(key, 4)))
     window = dict(pt_range=tuple(d.pt_range_gev), eta_max=d.eta_max)
     splits = {}
     for name, n in (("train", d.n_train), ("val", d.n_val), ("test", d.n_test)):
-        jets = generator.cached_sample(cache_dir(), keys[name], -(-n // 2), workers=workers, **window)
+        jets = generator.cached_sample(cache, keys[name], -(-n // 2), workers=workers, **window)
         splits[name] = truncate(jets, d.max_particles)._replace(ttv=np.full(jets.num_jets, TTV[name], np.int32))
     energy = generator.cached_sample(
-        cache_dir(),
+        cache,
         keys["energy_test"],
         d.energy_test_per_bin,
         workers=workers,

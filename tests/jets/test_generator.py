@@ -18,7 +18,7 @@ from jaxbench.errors import ConfigError
 from jaxbench.records import read_json, write_arrays
 from jaxbench.tasks.jets import generator
 from jaxbench.tasks.jets.generator import Detector, detector_response
-from jaxbench.tasks.jets.schema import Jets, jet_pt_gev
+from jaxbench.tasks.jets.schema import Jets, jet_energy_gev, jet_pt_gev
 
 WINDOW = (550.0, 650.0)
 N_JETS = 10
@@ -147,6 +147,18 @@ def test_wide_sample_has_equal_counts_per_bin_and_class():
         inside = (pt >= lo * (1 - 1e-5)) & (pt <= hi * (1 + 1e-5))
         assert sorted(jets.label[inside].tolist()) == [0, 1], (lo, hi, pt)
     assert info["processes"]["top"]["jets"] == 2 and len(set(info["processes"]["qcd"]["seeds"])) == 2
+
+
+def test_energy_binned_sample_fills_every_energy_bin_inside_the_published_window():
+    edges = (550.0, 800.0, 1100.0)
+    jets = generator.generate_energy_binned(jax.random.key(4), 1, edges, WINDOW, workers=1)
+    energy, pt = jet_energy_gev(jets), jet_pt_gev(jets)
+    assert np.all((pt >= WINDOW[0] * (1 - 1e-5)) & (pt <= WINDOW[1] * (1 + 1e-5)))
+    for lo, hi in zip(edges, edges[1:]):
+        inside = (energy >= lo * (1 - 1e-5)) & (energy < hi * (1 + 1e-5))
+        assert sorted(jets.label[inside].tolist()) == [0, 1], (lo, hi, energy)
+    with pytest.raises(ConfigError, match="reach"):  # 650 GeV jets at |eta| < 2 stop near 2444 GeV
+        generator.generate_energy_binned(jax.random.key(0), 1, (550.0, 3000.0), WINDOW)
 
 
 def test_chunk_seeds_do_not_depend_on_their_number():
