@@ -48,15 +48,16 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Particle Transformer (Qu, Li, Qian, ICML 2022): particle embedding MLP, pair-interaction embedding added to
-    the attention logits, ``num_layers`` particle-attention and ``num_class_layers`` class-attention blocks. The
-    defaults are the published size (about 2.1 M parameters). ``variant``: "physics" (the 7 kinematic particle
-    features and the 4 pair features) or "raw" (E, px, py, pz, no pair features: no physical prior)."""
+    the attention logits, ``num_particle_blocks`` particle-attention and ``num_class_blocks`` class-attention
+    blocks. The defaults are the published size (about 2.1 M parameters). ``variant``: "physics" (the 7 kinematic
+    particle features and the 4 pair features) or "raw" (E, px, py, pz, no pair features: no physical prior)."""
 
     embed_dims: tuple[int, ...] = (128, 512, 128)
     pair_embed_dims: tuple[int, ...] = (64, 64, 64)
     num_heads: int = 8
-    num_layers: int = 8
-    num_class_layers: int = 2
+    num_particle_blocks: int = 8
+    num_class_blocks: int = 2
+    dropout: float = 0.1  # the paper's, on attention weights, block outputs and FFN activations of particle blocks
     variant: str = "physics"
 
     def __post_init__(self):
@@ -66,7 +67,9 @@ class ModelConfig:
             f"model.embed_dims and model.pair_embed_dims need positive widths, got {self.embed_dims}, "
             f"{self.pair_embed_dims}.",
         )
-        _positive(self, "model.", ("num_heads", "num_layers", "num_class_layers"))
+        _positive(self, "model.", ("num_heads", "num_class_blocks"))
+        _positive(self, "model.", ("num_particle_blocks",), 0)
+        check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}.")
         check(
             self.embed_dims[-1] % self.num_heads == 0,
             f"model.embed_dims[-1]={self.embed_dims[-1]} must be a multiple of model.num_heads={self.num_heads}.",
@@ -146,13 +149,14 @@ DEFAULT = JetsConfig()
 QUICK = override(DEFAULT, {  # minutes on 2 CPU cores
     "data.n_train": 2000, "data.n_val": 400, "data.n_test": 1000, "data.max_particles": 48,
     "data.energy_test_per_bin": 40,
-    "model.embed_dims": (32, 64, 32), "model.pair_embed_dims": (16, 16), "model.num_heads": 4, "model.num_layers": 2,
-    "model.num_class_layers": 1, "training.steps": 300, "training.batch_size": 64, "training.checkpoint_every": 100,
+    "model.embed_dims": (32, 64, 32), "model.pair_embed_dims": (16, 16), "model.num_heads": 4,
+    "model.num_particle_blocks": 2, "model.num_class_blocks": 1, "model.dropout": 0.0,
+    "training.steps": 300, "training.batch_size": 64, "training.checkpoint_every": 100,
     "studies.efficiency_seeds": 1, "studies.bootstrap": 100, "chunk_size": 256})
 TINY = override(QUICK, {  # tests and CI: seconds
     "data.n_train": 48, "data.n_val": 16, "data.n_test": 32, "data.max_particles": 16,
     "data.energy_test_per_bin": 3,
-    "model.embed_dims": (8, 8), "model.pair_embed_dims": (4,), "model.num_heads": 2, "model.num_layers": 1,
+    "model.embed_dims": (8, 8), "model.pair_embed_dims": (4,), "model.num_heads": 2, "model.num_particle_blocks": 1,
     "training.steps": 6, "training.batch_size": 8, "training.checkpoint_every": 3,
     "studies.efficiency_fractions": (0.25, 1.0), "studies.rotation_step_deg": 60.0, "studies.bootstrap": 20,
     "studies.energy_edges_gev": (550.0, 786.25, 1022.5), "studies.trusted_auc": 0.6, "chunk_size": 16})
@@ -187,7 +191,7 @@ def datacard(config: JetsConfig) -> dict:
         "and its three decay quarks within Delta R 0.8",
         "jets": f"{config.data.n_train} train, {config.data.n_val} validation, {config.data.n_test} test (balanced); "
         f"the leading {config.data.max_particles} constituents (E, px, py, pz) GeV",
-        "model": f"Particle Transformer ({config.model.num_layers} + {config.model.num_class_layers} blocks, "
+        "model": f"Particle Transformer ({config.model.num_particle_blocks} + {config.model.num_class_blocks} blocks, "
         f"d = {config.model.embed_dims[-1]}, {config.model.num_heads} heads, {config.model.variant} inputs); "
         "baseline: logistic regression on jet mass and N-subjettiness tau3/tau2",
     }

@@ -35,14 +35,14 @@ def _scores(shared: Any, items: Any, keys: jax.Array) -> dict[str, jax.Array]:
     """ParT's top probability only (the studies' evaluate: no N-subjettiness per call)."""
     tagger, angle = shared
     p4 = features.rotate_about_beam(items.p4, angle)
-    return {"score": training.top_probability(tagger.weights, tagger.config, p4)}
+    return {"score": training.top_probability(tagger.weights, tagger.config, tagger.variant, p4)}
 
 
 def test_scores(ctx: StudyContext, weights: Any, variant: str, items: Any, angle_rad: float = 0.0) -> np.ndarray:
     """(N,) top probabilities of ``items`` rotated by ``angle_rad`` about the beam axis, sharded like the sweep."""
     from .task import Tagger, part_config  # the task module imports this one
 
-    tagger = Tagger(weights, ctx.shared.baseline, part_config(ctx.config, variant))
+    tagger = Tagger(weights, ctx.shared.baseline, part_config(ctx.config, variant), variant)
     return ctx.map(_scores, (tagger, jnp.float32(angle_rad)), items, ctx.key, description=f"{ctx.name} ({variant})")[
         "score"
     ]
@@ -72,6 +72,7 @@ def train_models(ctx: StudyContext, unit: str, variant: str, keys: jax.Array, su
             ctx.data.train.label,
             subsets,
             config,
+            variant,
             settings,
             width=width,
             checkpoint_dir=ctx.stage.directory(unit),

@@ -28,11 +28,10 @@ TTV = {"train": 0, "test": 1, "val": 2}
 
 
 def part_config(config: JetsConfig, variant: str | None = None) -> part.PartConfig:
-    """The Particle Transformer of the config (``variant`` overrides ``model.variant``)."""
-    return part.PartConfig(
-        **{**dataclasses.asdict(config.model), "variant": variant or config.model.variant},
-        max_particles=config.data.max_particles,
-    )
+    """The Particle Transformer of the config for ``variant`` inputs (default ``model.variant``)."""
+    fields = {k: v for k, v in dataclasses.asdict(config.model).items() if k != "variant"}
+    model = part.PartConfig(**fields, max_particles=config.data.max_particles)
+    return part.variant_config(model, variant or config.model.variant)
 
 
 def truncate(jets: Jets, max_particles: int) -> Jets:
@@ -98,6 +97,7 @@ def fit(key: jax.Array, data: JetData, config: JetsConfig, stage: Stage) -> Para
                 data.train.label,
                 [np.arange(data.train.num_jets)],
                 model_config,
+                config.model.variant,
                 config.training,
                 checkpoint_dir=stage.directory("model"),
                 callback=lambda step, h: advance(info=f"loss {h.loss[0, step - 1]:.3g}"),
@@ -110,21 +110,23 @@ def fit(key: jax.Array, data: JetData, config: JetsConfig, stage: Stage) -> Para
     return Params(model["weights"], training.TrainHistory(*model["history"]), baseline.BaselineParams(*fitted))
 
 
-@partial(jax.tree_util.register_dataclass, data_fields=["weights", "baseline"], meta_fields=["config"])
+@partial(jax.tree_util.register_dataclass, data_fields=["weights", "baseline"], meta_fields=["config", "variant"])
 @dataclasses.dataclass(frozen=True)
 class Tagger:
-    """What ``evaluate`` needs: ParT weights with their (static) config, and the baseline's parameters."""
+    """What ``evaluate`` needs: ParT weights with their (static) config and input variant, and the baseline's
+    parameters."""
 
     weights: Any
     baseline: Any
     config: part.PartConfig
+    variant: str
 
 
 def evaluate(shared: Tagger, items: Jets, keys: jax.Array) -> dict[str, jax.Array]:
     """Per jet: ParT's top probability, the baseline's, and the baseline's observables (keys unused)."""
     observables = baseline.observables(items.p4)
     return {
-        "score": training.top_probability(shared.weights, shared.config, items.p4),
+        "score": training.top_probability(shared.weights, shared.config, shared.variant, items.p4),
         "baseline_score": baseline.score(shared.baseline, observables),
         **{name: observables[name] for name in baseline.OBSERVABLES},
     }
@@ -196,7 +198,7 @@ def make_task(task_id: str, config: JetsConfig) -> Task:
         save=save,
         fit=fit,
         conditions=lambda key, data, cfg: data.test,
-        prepare=lambda params, data, cfg: Tagger(params.weights, params.baseline, part_config(cfg)),
+        prepare=lambda params, data, cfg: Tagger(params.weights, params.baseline, part_config(cfg), cfg.model.variant),
         evaluate=evaluate,
         per_sample_metrics=per_sample_metrics,
         score=lambda per_sample, outputs, items, key: score(per_sample, outputs, items, key, config),

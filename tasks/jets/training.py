@@ -26,7 +26,7 @@ from jaxbench.errors import ConfigError
 from jaxbench.kernels.training import checkpointed_loop, empty_history
 from jaxbench.records import sha256_arrays
 
-from . import features, part
+from . import part
 from .config import TrainConfig
 
 
@@ -55,20 +55,21 @@ def optimizer(settings: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.scale_by_radam(), decay, optax.scale_by_learning_rate(schedule))
 
 
-def logits(weights: Any, config: part.PartConfig, p4: jax.Array) -> jax.Array:
-    """(B, 2) logits (QCD, top) of jets p4 (B, P, 4) GeV: the features of the config's variant, then ParT."""
-    x, mask, pairs = features.inputs(p4, config.variant)
-    return part.apply(weights, config, x, mask, pairs)
+def logits(weights: Any, config: part.PartConfig, variant: str, p4: jax.Array, key: jax.Array | None = None):
+    """(B, 2) logits (QCD, top) of jets p4 (B, P, 4) GeV: the inputs of ``variant`` ("physics" or "raw"), then
+    ParT (dropout only with ``key``)."""
+    x, mask, pairs = part.inputs(p4, config, variant)
+    return part.apply(weights, config, x, mask, pairs, key=key)
 
 
-def top_probability(weights: Any, config: part.PartConfig, p4: jax.Array) -> jax.Array:
-    """(B,) softmax probability of the top class."""
-    return jax.nn.softmax(logits(weights, config, p4), axis=-1)[:, 1]
+def top_probability(weights: Any, config: part.PartConfig, variant: str, p4: jax.Array) -> jax.Array:
+    """(B,) softmax probability of the top class (no dropout)."""
+    return jax.nn.softmax(logits(weights, config, variant, p4), axis=-1)[:, 1]
 
 
-def loss_and_accuracy(weights, config, p4, labels) -> tuple[jax.Array, jax.Array]:
-    """(mean cross-entropy, batch accuracy) of jets p4 (B, P, 4) with labels (B,) int."""
-    z = logits(weights, config, p4)
+def loss_and_accuracy(weights, config, variant, p4, labels, key=None) -> tuple[jax.Array, jax.Array]:
+    """(mean cross-entropy, batch accuracy) of jets p4 (B, P, 4) with labels (B,) int; dropout from ``key``."""
+    z = logits(weights, config, variant, p4, key)
     loss = optax.softmax_cross_entropy_with_integer_labels(z, labels).mean()
     return loss, jnp.mean(jnp.argmax(z, axis=-1) == labels)
 
@@ -81,15 +82,15 @@ class TrainState(NamedTuple):
     opt_state: Any
 
 
-def _chunk(state, p4, labels, subset, count, batch_key, *, config, settings, num_steps):
+def _chunk(state, p4, labels, subset, count, batch_key, *, config, variant, settings, num_steps):
     tx = optimizer(settings)
 
     def step(carry, _):
         step_index, weights, opt_state = carry
-        pick = jax.random.randint(jax.random.fold_in(batch_key, step_index), (settings.batch_size,), 0, count)
-        rows = subset[pick]
+        pick_key, dropout_key = jax.random.split(jax.random.fold_in(batch_key, step_index))
+        rows = subset[jax.random.randint(pick_key, (settings.batch_size,), 0, count)]
         (loss, accuracy), grads = jax.value_and_grad(loss_and_accuracy, has_aux=True)(
-            weights, config, p4[rows], labels[rows]
+            weights, config, variant, p4[rows], labels[rows], dropout_key
         )
         updates, opt_state = tx.update(grads, opt_state, weights)
         return (step_index + 1, optax.apply_updates(weights, updates), opt_state), (loss, accuracy)
@@ -100,9 +101,9 @@ def _chunk(state, p4, labels, subset, count, batch_key, *, config, settings, num
     return TrainState(step_index, weights, opt_state), metrics
 
 
-@partial(jax.jit, static_argnames=("config", "settings", "num_steps"))
-def _train_chunk_many(states, p4, labels, subsets, counts, batch_keys, *, config, settings, num_steps):
-    chunk = partial(_chunk, config=config, settings=settings, num_steps=num_steps)
+@partial(jax.jit, static_argnames=("config", "variant", "settings", "num_steps"))
+def _train_chunk_many(states, p4, labels, subsets, counts, batch_keys, *, config, variant, settings, num_steps):
+    chunk = partial(_chunk, config=config, variant=variant, settings=settings, num_steps=num_steps)
     return jax.vmap(chunk, in_axes=(0, None, None, 0, 0, 0))(states, p4, labels, subsets, counts, batch_keys)
 
 
@@ -122,15 +123,16 @@ def train_many(
     labels: np.ndarray,
     subsets: list[np.ndarray],
     config: part.PartConfig,
+    variant: str,
     settings: TrainConfig,
     *,
     width: int | None = None,
     checkpoint_dir: str | Path | None = None,
     callback: Callable[[int, TrainHistory], None] | None = None,
 ) -> tuple[Any, TrainHistory]:
-    """M Particle Transformers, model m trained on the jets ``subsets[m]`` (positions into p4 (N, P, 4) GeV and
-    labels (N,)) with ``keys[m]`` (init and batches), in one vmapped program. With ``checkpoint_dir`` the state is
-    saved every ``settings.checkpoint_every`` steps and a call with the same directory resumes (same data, sets,
+    """M Particle Transformers of ``variant`` inputs, model m trained on the jets ``subsets[m]`` (positions into
+    p4 (N, P, 4) GeV and labels (N,)) with ``keys[m]`` (init and batches), in one vmapped program. With
+    ``checkpoint_dir`` the state is saved every ``settings.checkpoint_every`` steps and a call with the same directory resumes (same data, sets,
     config and settings, else ConfigError). ``width`` pads every set to that length (one compiled program for
     sets of several sizes). Returns weights with a leading model axis M and a history (M, steps)."""
     num_models = len(subsets)
@@ -152,12 +154,14 @@ def train_many(
             jnp.asarray(counts),
             split[:, 1],
             config=config,
+            variant=variant,
             settings=settings,
             num_steps=num_steps,
         )
 
     meta = {
         "model_config": dataclasses.asdict(config),
+        "variant": variant,
         "settings": dataclasses.asdict(settings),
         "num_models": num_models,
         "subsets_sha256": sha256_arrays({"subsets": padded, "counts": counts}),
