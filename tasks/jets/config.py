@@ -88,9 +88,11 @@ class TrainConfig:
     weight_decay: float = 0.01
     final_learning_fraction: float = 0.01
     checkpoint_every: int = 500
+    models_per_program: int = 0  # models a study trains in one vmapped program (0: all; 1: one compile serves all)
 
     def __post_init__(self):
         _positive(self, "training.", ("steps", "batch_size", "checkpoint_every"))
+        _positive(self, "training.", ("models_per_program",), 0)
         check(
             self.learning_rate > 0 and self.weight_decay >= 0 and 0 <= self.final_learning_fraction <= 1,
             "training.learning_rate must be > 0, training.weight_decay >= 0, final_learning_fraction in [0, 1].",
@@ -152,6 +154,7 @@ QUICK = override(DEFAULT, {  # minutes on 2 CPU cores
     "model.embed_dims": (32, 64, 32), "model.pair_embed_dims": (16, 16), "model.num_heads": 4,
     "model.num_particle_blocks": 2, "model.num_class_blocks": 1, "model.dropout": 0.0,
     "training.steps": 300, "training.batch_size": 64, "training.checkpoint_every": 100,
+    "training.models_per_program": 1,  # on a CPU a vmap over models buys nothing, and each width compiles anew
     "studies.efficiency_seeds": 1, "studies.bootstrap": 100, "chunk_size": 256})
 TINY = override(QUICK, {  # tests and CI: seconds
     "data.n_train": 48, "data.n_val": 16, "data.n_test": 32, "data.max_particles": 16,

@@ -57,28 +57,33 @@ def model_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 def train_models(ctx: StudyContext, unit: str, variant: str, keys: jax.Array, subsets: list[np.ndarray]) -> list:
-    """M models of ``variant`` on the training jets ``subsets`` (padded to the whole split: one compile), trained
-    in one program; ``[weights of model m]``, host arrays."""
-    settings, config = ctx.config.training, None
-    from .task import part_config
+    """M models of ``variant`` on the training jets ``subsets`` (padded to the whole split: one compile for every
+    size), ``training.models_per_program`` at a time in one vmapped program (0: all M); ``[weights of model m]``."""
+    from .task import part_config  # the task module imports this one
 
-    config = part_config(ctx.config, variant)
-    width = ctx.data.train.num_jets
-    chunks = -(-settings.steps // settings.checkpoint_every)
+    settings, config = ctx.config.training, part_config(ctx.config, variant)
+    group = settings.models_per_program or len(subsets)
+    chunks = -(-settings.steps // settings.checkpoint_every) * -(-len(subsets) // group)
+    out = []
     with ctx.stage.progress(f"jets: {unit} ({len(subsets)} models)", chunks) as advance:
-        weights, _ = training.train_many(
-            keys,
-            ctx.data.train.p4,
-            ctx.data.train.label,
-            subsets,
-            config,
-            variant,
-            settings,
-            width=width,
-            checkpoint_dir=ctx.stage.directory(unit),
-            callback=lambda step, h: advance(info=f"mean loss {np.nanmean(h.loss[:, step - 1]):.3g}"),
-        )
-    return [jax.tree.map(np.asarray, training.unstack(weights, m)) for m in range(len(subsets))]
+        for start in range(0, len(subsets), group):
+            weights, _ = training.train_many(
+                keys[start : start + group],
+                ctx.data.train.p4,
+                ctx.data.train.label,
+                subsets[start : start + group],
+                config,
+                variant,
+                settings,
+                width=ctx.data.train.num_jets,
+                checkpoint_dir=ctx.stage.directory(f"{unit}.m{start}"),
+                callback=lambda step, h: advance(info=f"mean loss {np.nanmean(h.loss[:, step - 1]):.3g}"),
+            )
+            out += [
+                jax.tree.map(np.asarray, training.unstack(weights, m))
+                for m in range(len(subsets[start : start + group]))
+            ]
+    return out
 
 
 def size_trainer(ctx: StudyContext, variant: str, models: dict):

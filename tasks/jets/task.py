@@ -81,7 +81,7 @@ class Params(NamedTuple):
 
     weights: Any
     history: training.TrainHistory
-    baseline: baseline.BaselineParams
+    baseline: baseline.LogisticParams
 
 
 def fit(key: jax.Array, data: JetData, config: JetsConfig, stage: Stage) -> Params:
@@ -90,7 +90,7 @@ def fit(key: jax.Array, data: JetData, config: JetsConfig, stage: Stage) -> Para
 
     def train_model():
         chunks = -(-config.training.steps // config.training.checkpoint_every)
-        with stage.progress(f"jets: training ParT ({model_config.variant})", chunks) as advance:
+        with stage.progress(f"jets: training ParT ({config.model.variant})", chunks) as advance:
             weights, history = training.train_many(
                 jnp.stack([key]),
                 data.train.p4,
@@ -105,9 +105,9 @@ def fit(key: jax.Array, data: JetData, config: JetsConfig, stage: Stage) -> Para
         return {"weights": training.unstack(weights, 0), "history": training.TrainHistory(*(h[0] for h in history))}
 
     model = stage("model", train_model)
-    observables = stage("baseline.observables", lambda: baseline.observables(data.train.p4))
-    fitted = stage("baseline.fit", lambda: baseline.fit(observables, data.train.label))
-    return Params(model["weights"], training.TrainHistory(*model["history"]), baseline.BaselineParams(*fitted))
+    shapes = stage("baseline.substructure", lambda: baseline.substructure_bucketed(data.train.p4))
+    fitted = stage("baseline.fit", lambda: baseline.fit_baseline(baseline.baseline_features(shapes), data.train.label))
+    return Params(model["weights"], training.TrainHistory(*model["history"]), fitted)
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["weights", "baseline"], meta_fields=["config", "variant"])
@@ -123,12 +123,15 @@ class Tagger:
 
 
 def evaluate(shared: Tagger, items: Jets, keys: jax.Array) -> dict[str, jax.Array]:
-    """Per jet: ParT's top probability, the baseline's, and the baseline's observables (keys unused)."""
-    observables = baseline.observables(items.p4)
+    """Per jet: ParT's top probability, the baseline's, and the baseline's observables: jet mass (GeV), tau3/tau2,
+    tau2/tau1 (keys unused)."""
+    shapes = baseline.substructure(items.p4)
     return {
         "score": training.top_probability(shared.weights, shared.config, shared.variant, items.p4),
-        "baseline_score": baseline.score(shared.baseline, observables),
-        **{name: observables[name] for name in baseline.OBSERVABLES},
+        "baseline_score": baseline.baseline_score(shared.baseline, baseline.baseline_features(shapes)),
+        "mass_gev": shapes.mass,
+        "tau32": shapes.tau32,
+        "tau21": shapes.tau21,
     }
 
 
@@ -155,8 +158,8 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, key: jax.Arra
         if name.startswith("rejection"):
             out[f"{name}_is_lower_bound"] = not np.isfinite(value)
             value = value if np.isfinite(value) else float(n_background)
-            error = error if np.isfinite(error) else float("nan")
-        out[name], out[f"{name}_error"] = value, error
+        out[name], out[f"{name}_error"] = value, error if np.isfinite(error) else None  # None: some resample had
+        # no background left
     return out
 
 

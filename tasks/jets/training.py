@@ -132,9 +132,10 @@ def train_many(
 ) -> tuple[Any, TrainHistory]:
     """M Particle Transformers of ``variant`` inputs, model m trained on the jets ``subsets[m]`` (positions into
     p4 (N, P, 4) GeV and labels (N,)) with ``keys[m]`` (init and batches), in one vmapped program. With
-    ``checkpoint_dir`` the state is saved every ``settings.checkpoint_every`` steps and a call with the same directory resumes (same data, sets,
-    config and settings, else ConfigError). ``width`` pads every set to that length (one compiled program for
-    sets of several sizes). Returns weights with a leading model axis M and a history (M, steps)."""
+    ``checkpoint_dir`` the state is saved every ``settings.checkpoint_every`` steps and a call with the same
+    directory resumes (same data, sets, config and settings, else ConfigError). ``width`` pads every set to that
+    length (one compiled program for sets of several sizes). Returns weights with a leading model axis M and a
+    history (M, steps)."""
     num_models = len(subsets)
     if keys.shape != (num_models,):
         raise ConfigError(f"need one key per model: keys {keys.shape} for {num_models} training sets.")
