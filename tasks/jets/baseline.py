@@ -8,9 +8,13 @@ leaves with the beam) until N objects remain — fastjet's ``ClusterSequence(kt_
 The default R = 0.8 (the jet radius); fjcontrib's ``KT_Axes`` use R = 1000 (no beam merges), also available.
 
 Written in JAX for one jet with static shapes (a ``while_loop`` of merges over the padded particles with masks,
-the distance matrix kept and updated one row per merge) and vmapped. A merge costs O(P²), a jet O(P³): clustering
-only the leading ``max_clustered`` constituents for the axes is much cheaper and barely moves τ_N (the τ sums still
-run over all constituents); see the report of ``substructure``.
+the distance matrix kept and updated one row per merge) and vmapped. A merge costs O(P²) in the slot count P, a jet
+O(P³), and a vmapped batch runs as many merges as its largest jet. Measured on 2 CPU cores with 2,000 Pythia 8
+particle-level jets (75 constituents on average, 200 slots): 60 jets/s on all 200 slots; ``substructure_bucketed``
+(exact, each jet in the smallest of ``BUCKETS`` slots) 134 jets/s, and 1,650 jets/s for jets of 50 constituents
+(TopLandscape-like); clustering only the leading 128 / 64 constituents for the axes (``max_clustered``; the τ sums
+still run over all) gives 215 / 1,390 jets/s and changes τ32 by more than 0.1 % in 1 % / 54 % of the jets (median
+change 0 / 0.16 %; a few jets flip their merge tree), with the (mass, τ32) logistic AUC unchanged (0.8754 / 0.8753).
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ class PartConfig:
         return self.embed_dims[-1]
 
 
-#: For tests and CI: 2 + 1 blocks, d = 32, 4 heads, 32 particles (~40 k weights).
+#: For tests and CI: 2 + 1 blocks, d = 32, 4 heads, 32 particles; 31,646 weights; init + forward on 8 jets ~2 s.
 TINY = PartConfig(
     embed_dims=(32, 64, 32),
     pair_embed_dims=(16, 16),
@@ -117,7 +117,8 @@ TINY = PartConfig(
     dropout=0.0,
     max_particles=32,
 )
-#: For a CPU quick run (~200 steps of batch 64 in about a minute on 2 cores).
+#: For a CPU quick run: 155,010 weights, 64 particles; on 2 cores a batch-64 train step (adam) takes ~0.26 s, so 200
+#: steps with their compile take about a minute.
 QUICK = PartConfig(
     embed_dims=(64, 128, 64),
     pair_embed_dims=(32, 32),
@@ -128,7 +129,8 @@ QUICK = PartConfig(
     dropout=0.0,
     max_particles=64,
 )
-#: The published ParT (8 + 2 blocks, d = 128, 8 heads, pair embed 64, 128 particles): 2,141,134 weights.
+#: The published ParT (8 + 2 blocks, d = 128, 8 heads, pair embed 64, 128 particles): 2,141,134 weights (for GPUs:
+#: a batch-64 train step takes ~17 s on 2 CPU cores, after an ~80 s compile).
 PUBLISHED = PartConfig()
 CONFIGS = {"tiny": TINY, "quick": QUICK, "published": PUBLISHED}
 
