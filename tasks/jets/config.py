@@ -27,7 +27,7 @@ class DataConfig:
     n_train: int = 20_000
     n_val: int = 4_000
     n_test: int = 20_000
-    max_particles: int = 128  # leading constituents kept (ParT's TopLandscape setting); the files hold 200
+    max_particles: int = 128  # leading constituents ParT reads (its TopLandscape setting); jet sums use them all
     pt_range_gev: tuple[float, float] = (550.0, 650.0)  # the published jet window
     eta_max: float = 2.0
     energy_test_per_bin: int = 500  # generated test jets per class and jet-energy bin (the jet-energy study)
@@ -193,7 +193,7 @@ def datacard(config: JetsConfig) -> dict:
         "selection": f"{low:g} <= pT <= {high:g} GeV, |eta| < {config.data.eta_max:g}; top jets matched to the top "
         "and its three decay quarks within Delta R 0.8",
         "jets": f"{config.data.n_train} train, {config.data.n_val} validation, {config.data.n_test} test (balanced); "
-        f"the leading {config.data.max_particles} constituents (E, px, py, pz) GeV",
+        f"constituents (E, px, py, pz) GeV, ParT reads the leading {config.data.max_particles}",
         "model": f"Particle Transformer ({config.model.num_particle_blocks} + {config.model.num_class_blocks} blocks, "
         f"d = {config.model.embed_dims[-1]}, {config.model.num_heads} heads, {config.model.variant} inputs); "
         "baseline: logistic regression on jet mass and N-subjettiness tau3/tau2",

@@ -34,9 +34,11 @@ def part_config(config: JetsConfig, variant: str | None = None) -> part.PartConf
     return part.variant_config(model, variant or config.model.variant)
 
 
-def truncate(jets: Jets, max_particles: int) -> Jets:
-    """The leading ``max_particles`` constituents of every jet (the files are pT-ordered)."""
-    return jets._replace(p4=np.ascontiguousarray(jets.p4[:, :max_particles]))
+def trim(jets: Jets) -> Jets:
+    """The jets without the trailing slots that are empty in every jet. Every constituent stays: the jet axis, its
+    energy and mass are sums over all of them (ParT then reads the leading ``max_particles``)."""
+    used = int(np.max(np.sum(np.asarray(jets.p4)[..., 0] > 0, axis=1), initial=1))
+    return jets._replace(p4=np.ascontiguousarray(jets.p4[:, : max(1, used)]))
 
 
 def generate(key: jax.Array, config: JetsConfig) -> JetData:
@@ -49,7 +51,7 @@ def generate(key: jax.Array, config: JetsConfig) -> JetData:
     splits = {}
     for name, n in (("train", d.n_train), ("val", d.n_val), ("test", d.n_test)):
         jets = generator.cached_sample(cache, keys[name], -(-n // 2), workers=workers, **window)
-        splits[name] = truncate(jets, d.max_particles)._replace(ttv=np.full(jets.num_jets, TTV[name], np.int32))
+        splits[name] = trim(jets)._replace(ttv=np.full(jets.num_jets, TTV[name], np.int32))
     energy = generator.cached_sample(
         cache,
         keys["energy_test"],
@@ -58,16 +60,17 @@ def generate(key: jax.Array, config: JetsConfig) -> JetData:
         energy_edges=tuple(config.studies.energy_edges_gev),
         **window,
     )
-    energy = truncate(energy, d.max_particles)._replace(ttv=np.full(energy.num_jets, TTV["test"], np.int32))
+    energy = trim(energy)._replace(ttv=np.full(energy.num_jets, TTV["test"], np.int32))
     return JetData(splits["train"], splits["val"], splits["test"], energy)
 
 
 def load(path: Path, key: jax.Array, config: JetsConfig) -> JetData:
     """TopLandscape files in ``path`` (train/val/test .h5, or the ParT parquet conversion): the first n_train /
-    n_val / n_test jets of each (0: all), the leading ``max_particles`` constituents; ``energy_test.h5`` if there."""
+    n_val / n_test jets of each (0: all), every constituent (``trim``); ``energy_test.h5`` if there."""
     d = config.data
     limits = {"train": d.n_train or None, "val": d.n_val or None, "test": d.n_test or None}
-    return topland.read_dataset(Path(path), d.max_particles, limits)
+    data = topland.read_dataset(Path(path), limit=limits)
+    return JetData(*(None if jets is None else trim(jets) for jets in data))
 
 
 def save(path: Path, data: JetData, config: JetsConfig) -> Path:
