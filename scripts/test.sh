@@ -3,4 +3,4 @@
 set -euo pipefail
 . "$(dirname "$0")/_venv.sh" "[test,jets]"
 cd "$ROOT"
-exec python -m pytest -n 2 --dist loadgroup "$@"
+exec python -m pytest -n 2 --dist loadfile "$@"

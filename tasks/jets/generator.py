@@ -68,6 +68,9 @@ _LOG = logging.getLogger(__name__)
 _FIELDS = Jets._fields
 _BANNER_SHOWN = False  # FastJet's banner has been sent to /dev/null in this process
 
+#: A jax.random key, its uint32 key data, or an integer seed.
+KeyLike = Any
+
 
 # -- settings ---------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +218,7 @@ def _eta_phi(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.arcsinh(p4[..., 3] / np.hypot(p4[..., 1], p4[..., 2])), np.arctan2(p4[..., 2], p4[..., 1])
 
 
-def delta_r(eta1, phi1, eta2, phi2) -> np.ndarray:
+def delta_r(eta1: np.ndarray, phi1: np.ndarray, eta2: np.ndarray, phi2: np.ndarray) -> np.ndarray:
     """η-φ distance, φ difference wrapped into [-π, π)."""
     dphi = (np.asarray(phi1) - np.asarray(phi2) + math.pi) % (2 * math.pi) - math.pi
     return np.hypot(np.asarray(eta1) - np.asarray(eta2), dphi)
@@ -392,7 +395,7 @@ def _as_key(key):
     return key
 
 
-def key_seeds(key, stream: int, n: int) -> list[int]:
+def key_seeds(key: KeyLike, stream: int, n: int) -> list[int]:
     """Pythia seeds (1..MAX_PYTHIA_SEED) of chunks 0..n-1 of stream ``stream``: chunk c's comes from
     ``fold_in(fold_in(key, stream), c)``, so it does not depend on n."""
     padded = np.arange(-(-n // 64) * 64, dtype=np.uint32)  # blocks of 64: one compilation for up to 64 chunks
@@ -540,7 +543,7 @@ def _shuffled(key, jets: Jets) -> Jets:
 
 
 def generate_sample(
-    key,
+    key: KeyLike,
     n_per_class: int,
     pt_range: tuple[float, float] = (550.0, 650.0),
     workers: int = 2,
@@ -572,7 +575,7 @@ def generate_sample(
 
 
 def generate_wide(
-    key,
+    key: KeyLike,
     n_per_class_per_bin: int,
     edges: Sequence[float] = tuple(np.linspace(550.0, 2440.0, 9)),
     workers: int = 2,
@@ -605,7 +608,7 @@ def generate_wide(
 
 
 def generate_energy_binned(
-    key,
+    key: KeyLike,
     n_per_class_per_bin: int,
     energy_edges: Sequence[float],
     pt_range: tuple[float, float] = (550.0, 650.0),
@@ -650,7 +653,7 @@ def generate_energy_binned(
 
 def cached_sample(
     cache_dir: str | Path,
-    key,
+    key: KeyLike,
     n_per_class: int,
     *,
     pt_range: tuple[float, float] = (550.0, 650.0),
@@ -688,7 +691,7 @@ def default_cache_dir() -> Path:
 
 def sample_params(
     name: str,
-    key,
+    key: KeyLike,
     n_per_class: int,
     pt_range: Sequence[float] | None = (550.0, 650.0),
     edges: Sequence[float] | None = None,

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from functools import partial
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -353,7 +354,7 @@ def apply(
     return jax.vmap(one, in_axes=(0, 0, None if pairs is None else 0, 0))(x, mask, pairs, index)
 
 
-def num_parameters(params) -> int:
+def num_parameters(params: Any) -> int:
     """The number of weights in ``params`` (arrays or ``jax.eval_shape`` structs)."""
     return int(sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params)))
 

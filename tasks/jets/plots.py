@@ -21,7 +21,7 @@ def _roc_points(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.
     return tpr[keep], 1.0 / fpr[keep]
 
 
-def roc_axes(ax, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+def roc_axes(ax: plt.Axes, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     """Background rejection (log) vs signal efficiency, one line per named (scores, labels)."""
     for name, (scores, labels) in curves.items():
         eff, rejection = _roc_points(scores, labels)

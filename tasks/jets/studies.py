@@ -11,6 +11,7 @@ training step once for all sizes.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -26,6 +27,7 @@ from jaxbench.studies.ranges import trusted_range
 from . import features, plots, training
 from .config import VARIANTS
 from .schema import jet_energy_gev
+from .tagger import Tagger, part_config
 
 #: The metrics of a trained model on a test set.
 METRICS = ("accuracy", "auc", "rejection_at_50", "rejection_at_30", "signal_accuracy", "background_accuracy")
@@ -40,8 +42,6 @@ def _scores(shared: Any, items: Any, keys: jax.Array) -> dict[str, jax.Array]:
 
 def test_scores(ctx: StudyContext, weights: Any, variant: str, items: Any, angle_rad: float = 0.0) -> np.ndarray:
     """(N,) top probabilities of ``items`` rotated by ``angle_rad`` about the beam axis, sharded like the sweep."""
-    from .task import Tagger, part_config  # the task module imports this one
-
     tagger = Tagger(weights, ctx.shared.baseline, part_config(ctx.config, variant), variant)
     return ctx.map(_scores, (tagger, jnp.float32(angle_rad)), items, ctx.key, description=f"{ctx.name} ({variant})")[
         "score"
@@ -59,8 +59,6 @@ def model_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 def train_models(ctx: StudyContext, unit: str, variant: str, keys: jax.Array, subsets: list[np.ndarray]) -> list:
     """M models of ``variant`` on the training jets ``subsets`` (padded to the whole split: one compile for every
     size), ``training.models_per_program`` at a time in one vmapped program (0: all M); ``[weights of model m]``."""
-    from .task import part_config  # the task module imports this one
-
     settings, config = ctx.config.training, part_config(ctx.config, variant)
     group = settings.models_per_program or len(subsets)
     chunks = -(-settings.steps // settings.checkpoint_every) * -(-len(subsets) // group)
@@ -86,7 +84,7 @@ def train_models(ctx: StudyContext, unit: str, variant: str, keys: jax.Array, su
     return out
 
 
-def size_trainer(ctx: StudyContext, variant: str, models: dict):
+def size_trainer(ctx: StudyContext, variant: str, models: dict) -> Callable[[jax.Array, np.ndarray], dict]:
     """``train_eval_many(keys (M,), idx (M, n)) -> {metric: (M,)}`` for analyses.sample_efficiency: the shared unit
     ``sizes.<variant>.n<n>.seeds<M>`` ({"s<m>": {"weights", "score"}}); ``models[n]`` collects the entries."""
     labels = np.asarray(ctx.items.label)

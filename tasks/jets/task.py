@@ -3,9 +3,7 @@ or TopLandscape files), beside the jet physicist's baseline (jet mass and N-subj
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,21 +15,15 @@ from jaxbench.kernels import classification
 from jaxbench.studies import generic
 from jaxbench.task import Stage, Task
 
-from . import baseline, checks, generator, part, report, studies, topland, training
+from . import baseline, checks, generator, report, studies, topland, training
 from .config import CRITERIA, STUDIES, JetsConfig, datacard
 from .schema import JetData, Jets, jet_energy_gev, jet_pt_gev
+from .tagger import Tagger, part_config
 
 #: Distributions the task imports (their versions go into the manifest).
 PACKAGES = ("flax", "optax", "pythia8mc", "fastjet", "tables", "pandas", "pyarrow", "awkward", "matplotlib")
 #: The published split flags (ttv) of the generated splits.
 TTV = {"train": 0, "test": 1, "val": 2}
-
-
-def part_config(config: JetsConfig, variant: str | None = None) -> part.PartConfig:
-    """The Particle Transformer of the config for ``variant`` inputs (default ``model.variant``)."""
-    fields = {k: v for k, v in dataclasses.asdict(config.model).items() if k != "variant"}
-    model = part.PartConfig(**fields, max_particles=config.data.max_particles)
-    return part.variant_config(model, variant or config.model.variant)
 
 
 def trim(jets: Jets) -> Jets:
@@ -111,18 +103,6 @@ def fit(key: jax.Array, data: JetData, config: JetsConfig, stage: Stage) -> Para
     shapes = stage("baseline.substructure", lambda: baseline.substructure_bucketed(data.train.p4))
     fitted = stage("baseline.fit", lambda: baseline.fit_baseline(baseline.baseline_features(shapes), data.train.label))
     return Params(model["weights"], training.TrainHistory(*model["history"]), fitted)
-
-
-@partial(jax.tree_util.register_dataclass, data_fields=["weights", "baseline"], meta_fields=["config", "variant"])
-@dataclasses.dataclass(frozen=True)
-class Tagger:
-    """What ``evaluate`` needs: ParT weights with their (static) config and input variant, and the baseline's
-    parameters."""
-
-    weights: Any
-    baseline: Any
-    config: part.PartConfig
-    variant: str
 
 
 def evaluate(shared: Tagger, items: Jets, keys: jax.Array) -> dict[str, jax.Array]:

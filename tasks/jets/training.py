@@ -55,7 +55,9 @@ def optimizer(settings: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.scale_by_radam(), decay, optax.scale_by_learning_rate(schedule))
 
 
-def logits(weights: Any, config: part.PartConfig, variant: str, p4: jax.Array, key: jax.Array | None = None):
+def logits(
+    weights: Any, config: part.PartConfig, variant: str, p4: jax.Array, key: jax.Array | None = None
+) -> jax.Array:
     """(B, 2) logits (QCD, top) of jets p4 (B, P, 4) GeV: the inputs of ``variant`` ("physics" or "raw"), then
     ParT (dropout only with ``key``)."""
     x, mask, pairs = part.inputs(p4, config, variant)
@@ -67,7 +69,9 @@ def top_probability(weights: Any, config: part.PartConfig, variant: str, p4: jax
     return jax.nn.softmax(logits(weights, config, variant, p4), axis=-1)[:, 1]
 
 
-def loss_and_accuracy(weights, config, variant, p4, labels, key=None) -> tuple[jax.Array, jax.Array]:
+def loss_and_accuracy(
+    weights: Any, config: part.PartConfig, variant: str, p4: jax.Array, labels: jax.Array, key: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
     """(mean cross-entropy, batch accuracy) of jets p4 (B, P, 4) with labels (B,) int; dropout from ``key``."""
     z = logits(weights, config, variant, p4, key)
     loss = optax.softmax_cross_entropy_with_integer_labels(z, labels).mean()

@@ -14,8 +14,6 @@ import pytest
 from jaxbench import records
 from jaxbench.cli import main
 
-pytestmark = pytest.mark.xdist_group("test_cli")  # its module fixture is made once, on one worker
-
 TINY_RUN = ["--preset", "tiny", "--no-progress"]  # 2 mu values x 12 PEs in chunks of 8, a 46k-event pool
 
 

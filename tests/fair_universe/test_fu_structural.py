@@ -19,8 +19,6 @@ from jaxbench.tasks.fair_universe.studies import PHI_FEATURES, classifier_import
 from jaxbench.tasks.fair_universe.systematics import apply_nominal, nuisance_at, rotate_azimuth
 from jaxbench.tasks.fair_universe.templates import event_features
 
-pytestmark = pytest.mark.xdist_group("test_fu_structural")  # its module fixture is made once, on one worker
-
 PHI = [schema.FEATURE_COLUMNS.index(name) for name in PHI_FEATURES]
 
 

@@ -9,8 +9,6 @@ import pytest
 
 from jaxbench import records, studies
 
-pytestmark = pytest.mark.xdist_group("test_mlff_task")  # its module fixture is made once, on one worker
-
 # Ethanol (9 atoms) keeps the GFN2-xTB dynamics and the training short.
 TINY = ["--preset", "tiny", "--no-progress"]
 

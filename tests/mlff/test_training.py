@@ -13,8 +13,6 @@ from test_nequip import morse_frames  # tests/ has no __init__.py; pytest puts t
 from jaxbench.errors import ConfigError, DataFormatError
 from jaxbench.tasks.mlff import nequip, training
 
-pytestmark = pytest.mark.xdist_group("test_training")  # its module fixture is made once, on one worker
-
 NUM_FRAMES = 200
 TRAIN = np.arange(0, 150)
 TEST = np.arange(150, 200)
