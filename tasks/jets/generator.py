@@ -542,6 +542,16 @@ def _shuffled(key, jets: Jets) -> Jets:
     return take(jets, np.asarray(jax.random.permutation(key, jets.num_jets)))
 
 
+def _run_shuffled(
+    chunks: list[_Chunk], workers: int, description: str, shuffle_key, return_info: bool
+) -> Jets | tuple[Jets, dict]:
+    """The chunks (their seeds made distinct) run and joined in chunk order, then shuffled with ``shuffle_key``."""
+    chunks = [c._replace(seed=s) for c, s in zip(chunks, _distinct([c.seed for c in chunks]))]
+    results = _run_chunks(chunks, workers, description)
+    jets = _shuffled(shuffle_key, concatenate([r[0] for r in results]))
+    return (jets, _summary(chunks, [r[1] for r in results])) if return_info else jets
+
+
 def generate_sample(
     key: KeyLike,
     n_per_class: int,
@@ -567,44 +577,8 @@ def generate_sample(
     _check_window(pt_range, eta_max)
     seeds_key, shuffle_key = jax.random.split(_as_key(key))
     chunks = _chunks_of(seeds_key, n_per_class, pt_range, eta_max, detector, max_particles, chunk_size)
-    chunks = [c._replace(seed=s) for c, s in zip(chunks, _distinct([c.seed for c in chunks]))]
     lo, hi = pt_range
-    results = _run_chunks(chunks, workers, f"Pythia jets {lo:g}-{hi:g} GeV")
-    jets = _shuffled(shuffle_key, concatenate([r[0] for r in results]))
-    return (jets, _summary(chunks, [r[1] for r in results])) if return_info else jets
-
-
-def generate_wide(
-    key: KeyLike,
-    n_per_class_per_bin: int,
-    edges: Sequence[float] = tuple(np.linspace(550.0, 2440.0, 9)),
-    workers: int = 2,
-    eta_max: float = 2.0,
-    detector: Detector = Detector(),
-    max_particles: int = MAX_PARTICLES,
-    chunk_size: int = CHUNK_SIZE,
-    *,
-    return_info: bool = False,
-) -> Jets | tuple[Jets, dict]:
-    """A wide-pT sample: ``n_per_class_per_bin`` top and QCD jets in each bin [edges[i], edges[i+1]] GeV, each
-    bin generated in its own p̂T window (:func:`pthat_window`); all bins shuffled together with ``key``."""
-    import jax
-
-    _check_sample(n_per_class_per_bin, chunk_size, workers)
-    edges = [float(e) for e in edges]
-    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise ConfigError(f"edges must be at least two increasing pT values (GeV); got {edges}.")
-    seeds_key, shuffle_key = jax.random.split(_as_key(key))
-    chunks = []
-    for i, window in enumerate(zip(edges, edges[1:])):
-        _check_window(window, eta_max)
-        chunks += _chunks_of(
-            seeds_key, n_per_class_per_bin, window, eta_max, detector, max_particles, chunk_size, stream0=2 * i
-        )
-    chunks = [c._replace(seed=s) for c, s in zip(chunks, _distinct([c.seed for c in chunks]))]
-    results = _run_chunks(chunks, workers, f"Pythia jets {edges[0]:g}-{edges[-1]:g} GeV")
-    jets = _shuffled(shuffle_key, concatenate([r[0] for r in results]))
-    return (jets, _summary(chunks, [r[1] for r in results])) if return_info else jets
+    return _run_shuffled(chunks, workers, f"Pythia jets {lo:g}-{hi:g} GeV", shuffle_key, return_info)
 
 
 def generate_energy_binned(
@@ -645,10 +619,8 @@ def generate_energy_binned(
                 seeds_key, n_per_class_per_bin, pt_range, eta_max, detector, max_particles, chunk_size, stream0=2 * i
             )
         ]
-    chunks = [c._replace(seed=s) for c, s in zip(chunks, _distinct([c.seed for c in chunks]))]
-    results = _run_chunks(chunks, workers, f"Pythia jets, energy {edges[0]:g}-{edges[-1]:g} GeV")
-    jets = _shuffled(shuffle_key, concatenate([r[0] for r in results]))
-    return (jets, _summary(chunks, [r[1] for r in results])) if return_info else jets
+    description = f"Pythia jets, energy {edges[0]:g}-{edges[-1]:g} GeV"
+    return _run_shuffled(chunks, workers, description, shuffle_key, return_info)
 
 
 def cached_sample(
@@ -700,8 +672,8 @@ def sample_params(
     max_particles: int = MAX_PARTICLES,
     chunk_size: int = CHUNK_SIZE,
 ) -> dict[str, Any]:
-    """The ``name_params`` of :func:`cached` for a :func:`generate_sample` (pt_range) or :func:`generate_wide`
-    (edges) call: everything its jets depend on, as JSON (the key as its uint32 words)."""
+    """The ``name_params`` of :func:`cached` for a sample in ``pt_range`` (or in pT bins ``edges``): everything its
+    jets depend on, as JSON (the key as its uint32 words); :func:`cached_sample` adds the energy bins."""
     import jax
 
     return {

@@ -139,24 +139,15 @@ def test_two_workers_give_the_jets_of_one():
     assert np.all(one.truth_p4[one.label == 0] == 0) and np.all(np.abs(one.truth_p4[one.label == 1, 0]) > 0)
 
 
-def test_wide_sample_has_equal_counts_per_bin_and_class():
-    edges = (550.0, 650.0, 800.0)
-    jets, info = generator.generate_wide(jax.random.key(2), 1, edges, workers=1, return_info=True)
-    pt = jet_pt_gev(jets)
-    for lo, hi in zip(edges, edges[1:]):
-        inside = (pt >= lo * (1 - 1e-5)) & (pt <= hi * (1 + 1e-5))
-        assert sorted(jets.label[inside].tolist()) == [0, 1], (lo, hi, pt)
-    assert info["processes"]["top"]["jets"] == 2 and len(set(info["processes"]["qcd"]["seeds"])) == 2
-
-
 def test_energy_binned_sample_fills_every_energy_bin_inside_the_published_window():
     edges = (550.0, 800.0, 1100.0)
-    jets = generator.generate_energy_binned(jax.random.key(4), 1, edges, WINDOW, workers=1)
+    jets, info = generator.generate_energy_binned(jax.random.key(4), 1, edges, WINDOW, workers=1, return_info=True)
     energy, pt = jet_energy_gev(jets), jet_pt_gev(jets)
     assert np.all((pt >= WINDOW[0] * (1 - 1e-5)) & (pt <= WINDOW[1] * (1 + 1e-5)))
     for lo, hi in zip(edges, edges[1:]):
         inside = (energy >= lo * (1 - 1e-5)) & (energy < hi * (1 + 1e-5))
         assert sorted(jets.label[inside].tolist()) == [0, 1], (lo, hi, energy)
+    assert info["processes"]["top"]["jets"] == 2 and len(set(info["processes"]["qcd"]["seeds"])) == 2
     with pytest.raises(ConfigError, match="reach"):  # 650 GeV jets at |eta| < 2 stop near 2444 GeV
         generator.generate_energy_binned(jax.random.key(0), 1, (550.0, 3000.0), WINDOW)
 
@@ -177,7 +168,7 @@ def test_chunk_seeds_do_not_depend_on_their_number():
         lambda: generator.generate_jets(1, "ttbar", 1),
         lambda: generator.generate_jets(1, "qcd", 1, (650.0, 550.0)),
         lambda: generator.generate_sample(jax.random.key(0), 1, workers=0),
-        lambda: generator.generate_wide(jax.random.key(0), 1, edges=(600.0, 550.0)),
+        lambda: generator.generate_energy_binned(jax.random.key(0), 1, energy_edges=(600.0, 550.0)),
         lambda: Detector(cell_size=0.0),
     ],
 )

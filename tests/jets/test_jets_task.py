@@ -1,10 +1,6 @@
 """top_tagging-v0 end to end through the CLI on generated jets with every study, then on files of both published
 layouts; and the studies' science: the physics inputs are invariant under rotations about the beam axis."""
 
-import os
-import subprocess
-import sys
-
 import jax
 import numpy as np
 import pytest
@@ -15,18 +11,11 @@ from jaxbench.tasks.jets import topland
 TINY = ["--preset", "tiny", "--no-progress"]
 
 
-def jaxbench_cli(*args, cache, timeout=900):
-    env = {**os.environ, "JAXBENCH_CACHE": str(cache), "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    return subprocess.run(
-        [sys.executable, "-m", "jaxbench.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
-
-
 @pytest.fixture(scope="module")
-def studied_run(tmp_path_factory):
+def studied_run(tmp_path_factory, cached_cli):
     root = tmp_path_factory.mktemp("jets")
     out = root / "run"
-    result = jaxbench_cli("run", "top_tagging-v0", *TINY, "--out", str(out), "--study", "all", cache=root / "cache")
+    result = cached_cli("run", "top_tagging-v0", *TINY, "--out", str(out), "--study", "all", cache=root / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout, root
 
@@ -122,9 +111,9 @@ def test_published_files_of_either_layout_load_as_the_jets_written(studied_run):
                 assert np.all(split.ttv == -1) and np.all(split.truth_p4 == 0)
 
 
-def test_a_folder_without_either_layout_is_one_line_naming_both(tmp_path):
+def test_a_folder_without_either_layout_is_one_line_naming_both(tmp_path, cached_cli):
     (tmp_path / "notes.txt").write_text("no jets here")
-    result = jaxbench_cli(
+    result = cached_cli(
         "run", "top_tagging-v0", *TINY, "--data", str(tmp_path), "--out", str(tmp_path / "r"), cache=tmp_path / "cache"
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr

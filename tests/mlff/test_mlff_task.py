@@ -1,9 +1,5 @@
 """mlff_aspirin-v0 end to end through the CLI: generated data with every study, and rMD17 files."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -13,18 +9,11 @@ from jaxbench import records, studies
 TINY = ["--preset", "tiny", "--no-progress"]
 
 
-def jaxbench_cli(*args, cache, timeout=900):
-    env = {**os.environ, "JAXBENCH_CACHE": str(cache), "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    return subprocess.run(
-        [sys.executable, "-m", "jaxbench.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
-
-
 @pytest.fixture(scope="module")
-def studied_run(tmp_path_factory):
+def studied_run(tmp_path_factory, cached_cli):
     root = tmp_path_factory.mktemp("mlff")
     out = root / "run"
-    result = jaxbench_cli("run", "mlff_aspirin-v0", *TINY, "--out", str(out), "--study", "all", cache=root / "cache")
+    result = cached_cli("run", "mlff_aspirin-v0", *TINY, "--out", str(out), "--study", "all", cache=root / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout, root / "cache"
 
@@ -167,15 +156,15 @@ def test_energy_only_loss_is_paired_with_the_run_loss_and_leaves_the_forces_unfi
     }
 
 
-def test_report_is_rebuilt_from_the_checkpoints_alone(studied_run):
+def test_report_is_rebuilt_from_the_checkpoints_alone(studied_run, cached_cli):
     out, _, cache = studied_run
     (out / "report.html").unlink()
-    result = jaxbench_cli("report", str(out), cache=cache)
+    result = cached_cli("report", str(out), cache=cache)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Study: Equivariance test" in (out / "report.html").read_text()
 
 
-def test_rmd17_files_run_with_the_published_split(studied_run, tmp_path):
+def test_rmd17_files_run_with_the_published_split(studied_run, tmp_path, cached_cli):
     from jaxbench.tasks.mlff.data import HARTREE_IN_EV, write_rmd17
 
     out, _, cache = studied_run
@@ -199,7 +188,7 @@ def test_rmd17_files_run_with_the_published_split(studied_run, tmp_path):
     np.savetxt(splits / "index_train_01.csv", np.arange(0, 120), fmt="%d")
     np.savetxt(splits / "index_test_01.csv", np.arange(120, 240), fmt="%d")
     run = tmp_path / "run"
-    result = jaxbench_cli(
+    result = cached_cli(
         "run",
         "mlff_aspirin-v0",
         *TINY,
@@ -225,13 +214,13 @@ def test_rmd17_files_run_with_the_published_split(studied_run, tmp_path):
     np.testing.assert_allclose(items["energy"], shuffled.energy[items["frame"]], rtol=1e-12)
 
 
-def test_bad_config_and_a_published_split_without_files_are_named(tmp_path):
+def test_bad_config_and_a_published_split_without_files_are_named(tmp_path, cached_cli):
     for setting, named in (
         ("split=random", "split must be one of"),
         ("molecule=benzene", "benzene"),
         ("data.split=published", "--data PATH"),
     ):
-        result = jaxbench_cli(
+        result = cached_cli(
             "run", "mlff_aspirin-v0", "--preset", "tiny", "--set", setting, "--out", str(tmp_path / "r"), cache=tmp_path
         )
         assert result.returncode == 2 and named in result.stderr, result.stderr[-2000:]
