@@ -89,7 +89,8 @@ def signal_background(result: StudyResult) -> plt.Figure:
         rows = result.select(metric, group)
         slices = list(dict.fromkeys(r.slice for r in rows))
         mean = [np.mean([r.value for r in rows if r.slice == s]) for s in slices]
-        error = [np.nanmean([r.error for r in rows if r.slice == s]) for s in slices]
+        errors = [np.asarray([r.error for r in rows if r.slice == s], float) for s in slices]
+        error = [e[np.isfinite(e)].mean() if np.isfinite(e).any() else 0.0 for e in errors]  # fractions: no error
         ax.errorbar(
             range(len(slices)),
             mean,
