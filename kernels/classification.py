@@ -10,6 +10,7 @@ signal efficiency εS is ``1 / εB`` with εB linearly interpolated on the ROC a
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -72,6 +73,15 @@ def metrics(scores: jax.Array, labels: jax.Array, weights: jax.Array | None = No
         "rejection_at_50": rejection(curve, 0.5),
         "rejection_at_30": rejection(curve, 0.3),
     }
+
+
+def bounded(values: dict[str, jax.Array], labels: jax.Array) -> tuple[dict[str, float], dict[str, bool]]:
+    """``metrics``' values as floats, each infinite rejection (no background passes at that signal efficiency)
+    replaced by the number of background samples, which it is only known to exceed; and which were replaced."""
+    n_background = float(max(1, int(jnp.sum(jnp.asarray(labels) == 0))))
+    out = {name: float(v) for name, v in values.items()}
+    flags = {name: not math.isfinite(v) for name, v in out.items() if name.startswith("rejection")}
+    return {name: n_background if flags.get(name) else v for name, v in out.items()}, flags
 
 
 def bootstrap(

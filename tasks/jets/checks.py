@@ -11,7 +11,7 @@ from jaxbench.config import check
 
 from . import topland
 from .config import JetsConfig
-from .schema import JetData
+from .schema import JetData, jet_energy_gev
 
 
 def validate(config: JetsConfig, path: Path | None) -> None:
@@ -27,7 +27,8 @@ def validate(config: JetsConfig, path: Path | None) -> None:
 
 
 def check_data(data: JetData, config: JetsConfig) -> None:
-    """Both classes in the training and test jets, enough training jets for the smallest efficiency fraction."""
+    """Both classes in the training and test jets, and training jets in the first jet-energy bin (the jet-energy
+    study's smallest training range)."""
     for name in ("train", "test"):
         labels = np.asarray(getattr(data, name).label)
         check(
@@ -36,7 +37,7 @@ def check_data(data: JetData, config: JetsConfig) -> None:
             f"needed: raise data.n_{name} (or pass files with both classes).",
         )
     edges = config.studies.energy_edges_gev
-    energy = np.asarray(data.train.p4, np.float64)[..., 0].sum(axis=1)
+    energy = jet_energy_gev(data.train)
     check(
         np.any((energy >= edges[0]) & (energy < edges[1])),
         f"no training jet has an energy in the first jet-energy bin [{edges[0]:g}, {edges[1]:g}) GeV; "

@@ -9,14 +9,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxbench.kernels import classification  # noqa: E402
 from jaxbench.studies.table import StudyResult  # noqa: E402
 
 
 def _roc_points(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(signal efficiency, background rejection 1/eps_B) over thresholds (points with eps_B > 0)."""
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    y = np.asarray(labels)[order]
-    tpr, fpr = np.cumsum(y == 1) / max(1, np.sum(y == 1)), np.cumsum(y == 0) / max(1, np.sum(y == 0))
+    """(signal efficiency, background rejection 1/eps_B) of the kernel's ROC (points with eps_B > 0)."""
+    curve = classification.roc(np.asarray(scores), np.asarray(labels))
+    tpr, fpr = np.asarray(curve.tpr), np.asarray(curve.fpr)
     keep = fpr > 0
     return tpr[keep], 1.0 / fpr[keep]
 

@@ -29,59 +29,38 @@ from .config import VARIANTS
 from .schema import jet_energy_gev
 from .tagger import Tagger, part_config
 
-#: The metrics of a trained model on a test set.
+#: The metrics of a trained model on a test set, and those that are measured per jet-energy bin.
 METRICS = ("accuracy", "auc", "rejection_at_50", "rejection_at_30", "signal_accuracy", "background_accuracy")
+BINNED = ("accuracy", "auc", "signal_accuracy", "background_accuracy")
 
 
 def _scores(shared: Any, items: Any, keys: jax.Array) -> dict[str, jax.Array]:
-    """ParT's top probability only (the studies' evaluate: no N-subjettiness per call)."""
-    tagger, angle = shared
-    p4 = features.rotate_about_beam(items.p4, angle)
-    return {"score": training.top_probability(tagger.weights, tagger.config, tagger.variant, p4)}
+    """ParT's top probability (B, A) at every angle (the studies' evaluate: no N-subjettiness); one angle at a time
+    inside the program (``lax.map``), so memory does not grow with the number of angles."""
+    tagger, angles = shared
+    at = lambda angle: training.top_probability(  # noqa: E731
+        tagger.weights, tagger.config, tagger.variant, features.rotate_about_beam(items.p4, angle)
+    )
+    return {"score": jax.lax.map(at, angles).T}
 
 
-def test_scores(ctx: StudyContext, weights: Any, variant: str, items: Any, angle_rad: float = 0.0) -> np.ndarray:
-    """(N,) top probabilities of ``items`` rotated by ``angle_rad`` about the beam axis, sharded like the sweep."""
+def score_items(ctx: StudyContext, weights: Any, variant: str, items: Any, angles_rad: Any = (0.0,)) -> np.ndarray:
+    """(N, A) top probabilities of ``items`` rotated about the beam axis by each of ``angles_rad``, in one sharded
+    sweep like the main one."""
     tagger = Tagger(weights, ctx.shared.baseline, part_config(ctx.config, variant), variant)
-    return ctx.map(_scores, (tagger, jnp.float32(angle_rad)), items, ctx.key, description=f"{ctx.name} ({variant})")[
-        "score"
-    ]
+    angles = jnp.asarray(angles_rad, jnp.float32)
+    return ctx.map(_scores, (tagger, angles), items, ctx.key, description=f"{ctx.name} ({variant})")["score"]
 
 
 def model_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """``classification.metrics`` as floats; a rejection with no background left is capped at the background count
-    (a lower bound)."""
-    values = {k: float(v) for k, v in classification.metrics(jnp.asarray(scores), jnp.asarray(labels)).items()}
-    cap = float(max(1, np.sum(np.asarray(labels) == 0)))
-    return {k: (min(v, cap) if k.startswith("rejection") else v) for k, v in values.items()}
+    """``classification.metrics`` as floats, rejections bounded (``classification.bounded``)."""
+    return classification.bounded(classification.metrics(jnp.asarray(scores), jnp.asarray(labels)), labels)[0]
 
 
 def train_models(ctx: StudyContext, unit: str, variant: str, keys: jax.Array, subsets: list[np.ndarray]) -> list:
-    """M models of ``variant`` on the training jets ``subsets`` (padded to the whole split: one compile for every
-    size), ``training.models_per_program`` at a time in one vmapped program (0: all M); ``[weights of model m]``."""
-    settings, config = ctx.config.training, part_config(ctx.config, variant)
-    group = settings.models_per_program or len(subsets)
-    chunks = -(-settings.steps // settings.checkpoint_every) * -(-len(subsets) // group)
-    out = []
-    with ctx.stage.progress(f"jets: {unit} ({len(subsets)} models)", chunks) as advance:
-        for start in range(0, len(subsets), group):
-            weights, _ = training.train_many(
-                keys[start : start + group],
-                ctx.data.train.p4,
-                ctx.data.train.label,
-                subsets[start : start + group],
-                config,
-                variant,
-                settings,
-                width=ctx.data.train.num_jets,
-                checkpoint_dir=ctx.stage.directory(f"{unit}.m{start}"),
-                callback=lambda step, h: advance(info=f"mean loss {np.nanmean(h.loss[:, step - 1]):.3g}"),
-            )
-            out += [
-                jax.tree.map(np.asarray, training.unstack(weights, m))
-                for m in range(len(subsets[start : start + group]))
-            ]
-    return out
+    """``training.train_sets`` on the run's training jets with the run's settings: ``[weights of model m]``."""
+    config, settings = part_config(ctx.config, variant), ctx.config.training
+    return training.train_sets(ctx.stage, unit, keys, ctx.data.train, subsets, config, variant, settings)[0]
 
 
 def size_trainer(ctx: StudyContext, variant: str, models: dict) -> Callable[[jax.Array, np.ndarray], dict]:
@@ -95,7 +74,8 @@ def size_trainer(ctx: StudyContext, variant: str, models: dict) -> Callable[[jax
         def train():
             weights = train_models(ctx, unit, variant, keys, list(idx))
             return {
-                f"s{m}": {"weights": w, "score": test_scores(ctx, w, variant, ctx.items)} for m, w in enumerate(weights)
+                f"s{m}": {"weights": w, "score": score_items(ctx, w, variant, ctx.items)[:, 0]}
+                for m, w in enumerate(weights)
             }
 
         models[idx.shape[1]] = entries = ctx.stage(unit, train)
@@ -127,12 +107,13 @@ def _with_rocs(result: StudyResult, ctx: StudyContext, models: dict[str, dict]) 
 def _sample_efficiency(ctx: StudyContext) -> StudyResult:
     models: dict[int, dict] = {}
     sizes, seeds = training_sizes(ctx), range(ctx.config.studies.efficiency_seeds)
-    trainer = size_trainer(ctx, "physics", models)
+    variant = ctx.config.model.variant
+    trainer = size_trainer(ctx, variant, models)
     result = analyses.sample_efficiency(
         None, ctx.data.train.num_jets, sizes, seeds, sizes_key(ctx), train_eval_many=trainer
     )
     summary = {**result.summary, "steps": ctx.config.training.steps, "training_jets": ctx.data.train.num_jets}
-    return _with_rocs(dataclasses.replace(result, summary=summary), ctx, {"physics": models})
+    return _with_rocs(dataclasses.replace(result, summary={**summary, "variant": variant}), ctx, {variant: models})
 
 
 def _variants(ctx: StudyContext) -> StudyResult:
@@ -168,15 +149,20 @@ def _rotation_scan(ctx: StudyContext) -> StudyResult:
             sizes_key(ctx),
             train_eval_many=size_trainer(ctx, variant, models),
         )
+        angles = rotation_angles_deg(ctx)
         for n in sizes:
             weights = models[n]["s0"]["weights"]
+            rotated = ctx.stage(  # (N, A): every angle in one sweep
+                f"rotation.{variant}.n{n}",
+                lambda w=weights: score_items(ctx, w, variant, ctx.items, np.deg2rad(angles)),
+            )
+            column = {float(a): i for i, a in enumerate(angles)}
 
-            def evaluate(angle_deg, weights=weights):
-                scores = test_scores(ctx, weights, variant, ctx.items, np.deg2rad(angle_deg))
+            def evaluate(angle_deg, rotated=rotated):
+                scores = rotated[:, column[float(angle_deg)]]
                 return {k: v for k, v in model_metrics(scores, labels).items() if k in ("auc", "accuracy")}
 
-            stage = lambda unit, fn, v=variant, n=n: ctx.stage(f"rotation.{v}.n{n}.{unit}", fn)  # noqa: E731
-            scan = analyses.rotation_scan(evaluate, rotation_angles_deg(ctx), stage=stage, unit="deg")
+            scan = analyses.rotation_scan(evaluate, angles, unit="deg")
             rows += [r._replace(group=f"{variant}, n={n}") for r in scan.rows]
             summary[f"{variant}, n={n}"] = scan.summary["metrics"]
     note = (
@@ -196,7 +182,7 @@ def _jet_energy(ctx: StudyContext) -> StudyResult:
     """The method's out-of-distribution jet-energy test: nested training ranges of lower energy bins, each with the
     same number of training jets (drawn uniformly from the range), every model tested on every bin."""
     test = ctx.data.energy_test if ctx.data.energy_test is not None else ctx.data.test
-    edges, labels = energy_bins(ctx)
+    edges, labels = energy_bins(ctx)  # labels of the bins
     n_bins, config = len(edges) - 1, ctx.config.studies
     train_energy, test_energy = jet_energy_gev(ctx.data.train), jet_energy_gev(test)
     ranges = analyses.nested_ranges(n_bins)
@@ -207,18 +193,17 @@ def _jet_energy(ctx: StudyContext) -> StudyResult:
 
     def train_and_score():
         weights = train_models(ctx, "energy.models", ctx.config.model.variant, keys, subsets)
-        return {f"m{i}": test_scores(ctx, w, ctx.config.model.variant, test) for i, w in enumerate(weights)}
+        return {f"m{i}": score_items(ctx, w, ctx.config.model.variant, test)[:, 0] for i, w in enumerate(weights)}
 
     scores = ctx.stage("energy.scores", train_and_score)
-    which = np.searchsorted(edges, test_energy, side="right") - 1
-    which = np.where((test_energy >= edges[0]) & (test_energy <= edges[-1]), np.minimum(which, n_bins - 1), -1)
+    which = np.full(test.num_jets, -1)  # each test jet's bin, -1 outside the edges (the partition's bins)
+    for b, index in enumerate(partition.test):
+        which[index] = b
     y = np.asarray(test.label)
-    signal_fraction = [
-        float(np.mean(y[which == b] == 1)) if np.any(which == b) else float("nan") for b in range(n_bins)
-    ]
+    signal_fraction = [float(np.mean(y[index] == 1)) if len(index) else float("nan") for index in partition.test]
     rows, summary = [], {}
     for r, (lo, hi) in enumerate(ranges):
-        group = f"train {labels[lo].split(',')[0]}, {labels[hi - 1].split(', ')[1]}"
+        group = f"train [{edges[lo]:.0f}, {edges[hi]:.0f}) GeV"
         per_seed = []
         for s in seeds:
             key = jax.random.fold_in(ctx.key, 1000 + r * len(seeds) + s)
@@ -227,11 +212,7 @@ def _jet_energy(ctx: StudyContext) -> StudyResult:
             )
         for b in range(n_bins):
             for s, (values, errors) in zip(seeds, per_seed):
-                v = {
-                    k: float(values[k][b])
-                    for k in METRICS
-                    if k in ("accuracy", "auc", "signal_accuracy", "background_accuracy")
-                }
+                v = {k: float(values[k][b]) for k in BINNED}
                 e = {k: float(errors[k][b]) for k in v}
                 v["signal_fraction"] = signal_fraction[b]
                 rows += make_rows(group, labels[b], partition.distance[r, b], s, v, int(partition.support[b]), e)

@@ -22,7 +22,7 @@ from .tagger import Tagger, part_config
 
 #: Distributions the task imports (their versions go into the manifest).
 PACKAGES = ("flax", "optax", "pythia8mc", "fastjet", "tables", "pandas", "pyarrow", "awkward", "matplotlib")
-#: The published split flags (ttv) of the generated splits.
+#: The split flags (ttv) jaxbench writes for generated splits (the release does not document its values).
 TTV = {"train": 0, "test": 1, "val": 2}
 
 
@@ -81,23 +81,20 @@ class Params(NamedTuple):
 
 def fit(key: jax.Array, data: JetData, config: JetsConfig, stage: Stage) -> Params:
     """ParT on the training jets (constant steps, checkpointed; a resumed run only loads), then the baseline."""
-    model_config = part_config(config)
 
     def train_model():
-        chunks = -(-config.training.steps // config.training.checkpoint_every)
-        with stage.progress(f"jets: training ParT ({config.model.variant})", chunks) as advance:
-            weights, history = training.train_many(
-                jnp.stack([key]),
-                data.train.p4,
-                data.train.label,
-                [np.arange(data.train.num_jets)],
-                model_config,
-                config.model.variant,
-                config.training,
-                checkpoint_dir=stage.directory("model"),
-                callback=lambda step, h: advance(info=f"loss {h.loss[0, step - 1]:.3g}"),
-            )
-        return {"weights": training.unstack(weights, 0), "history": training.TrainHistory(*(h[0] for h in history))}
+        everything = [np.arange(data.train.num_jets)]
+        weights, history = training.train_sets(
+            stage,
+            "model",
+            jnp.stack([key]),
+            data.train,
+            everything,
+            part_config(config),
+            config.model.variant,
+            config.training,
+        )
+        return {"weights": weights[0], "history": training.TrainHistory(*(h[0] for h in history))}
 
     model = stage("model", train_model)
     shapes = stage("baseline.substructure", lambda: baseline.substructure_bucketed(data.train.p4))
@@ -131,18 +128,14 @@ def per_sample_metrics(outputs: dict, items: Jets) -> dict[str, np.ndarray]:
 
 def classification_metrics(scores: np.ndarray, labels: np.ndarray, key: jax.Array, n_boot: int) -> dict:
     """Accuracy, signal / background accuracy, AUC, 1/eps_B at eps_S = 0.5 and 0.3, each with its bootstrap
-    standard error (``<name>_error``). With no background jet passing the cut, 1/eps_B is known only to exceed
-    the number of background jets: that bound is reported, flagged ``rejection_at_<..>_is_lower_bound``."""
-    labels = np.asarray(labels)
+    standard error (``<name>_error``, None when a resample left no background passing), the rejections bounded as
+    :func:`~jaxbench.kernels.classification.bounded` does (flagged ``<name>_is_lower_bound``)."""
     values, errors = classification.bootstrap(jnp.asarray(scores), jnp.asarray(labels), key, n_boot)
-    out, n_background = {}, max(1, int(np.sum(labels == 0)))
+    values, bounds = classification.bounded(values, labels)
+    out = {f"{name}_is_lower_bound": flag for name, flag in bounds.items()}
     for name, value in values.items():
-        value, error = float(value), float(errors[name])
-        if name.startswith("rejection"):
-            out[f"{name}_is_lower_bound"] = not np.isfinite(value)
-            value = value if np.isfinite(value) else float(n_background)
-        out[name], out[f"{name}_error"] = value, error if np.isfinite(error) else None  # None: some resample had
-        # no background left
+        error = float(errors[name])
+        out[name], out[f"{name}_error"] = value, error if np.isfinite(error) else None
     return out
 
 

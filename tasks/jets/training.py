@@ -25,9 +25,11 @@ import optax
 from jaxbench.errors import ConfigError
 from jaxbench.kernels.training import checkpointed_loop, empty_history
 from jaxbench.records import sha256_arrays
+from jaxbench.task import Stage
 
 from . import part
 from .config import TrainConfig
+from .schema import Jets
 
 
 class TrainHistory(NamedTuple):
@@ -182,3 +184,39 @@ def train_many(
 def unstack(weights: Any, index: int) -> Any:
     """Model ``index`` of weights with a leading model axis."""
     return jax.tree.map(lambda x: x[index], weights)
+
+
+def train_sets(
+    stage: Stage,
+    unit: str,
+    keys: jax.Array,
+    jets: Jets,
+    subsets: list[np.ndarray],
+    config: part.PartConfig,
+    variant: str,
+    settings: TrainConfig,
+) -> tuple[list[Any], TrainHistory]:
+    """Models of ``variant`` on the jets ``subsets`` (positions into ``jets``, each padded to all of them: one
+    compiled program for every size), ``settings.models_per_program`` at a time (0: all in one vmap), with a
+    progress bar and checkpoints under ``stage.directory(unit + ".m<first>")``. Returns each model's weights (host
+    arrays) and the histories (M, steps)."""
+    group = settings.models_per_program or len(subsets)
+    chunks = -(-settings.steps // settings.checkpoint_every) * -(-len(subsets) // group)
+    weights, histories = [], []
+    with stage.progress(f"jets: {unit} ({len(subsets)} {variant} models)", chunks) as advance:
+        for start in range(0, len(subsets), group):
+            stacked, history = train_many(
+                keys[start : start + group],
+                jets.p4,
+                jets.label,
+                subsets[start : start + group],
+                config,
+                variant,
+                settings,
+                width=jets.num_jets,
+                checkpoint_dir=stage.directory(f"{unit}.m{start}"),
+                callback=lambda step, h: advance(info=f"mean loss {np.nanmean(h.loss[:, step - 1]):.3g}"),
+            )
+            weights += [jax.tree.map(np.asarray, unstack(stacked, m)) for m in range(len(history.loss))]
+            histories.append(history)
+    return weights, TrainHistory(*(np.concatenate(column) for column in zip(*histories)))

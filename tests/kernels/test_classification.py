@@ -95,3 +95,17 @@ def test_binned_metrics_equal_each_bins_own_metrics_and_bootstrap():
         ]
         assert float(errors["auc"][b]) == pytest.approx(np.std(boot, ddof=1), rel=0.25)
     assert np.isnan(float(values["auc"][3]))  # the empty bin
+
+
+def test_an_infinite_rejection_is_bounded_by_the_background_count():
+    labels = np.array([0, 0, 0, 1, 1])
+    separated = classification.metrics(np.array([0.1, 0.2, 0.3, 0.8, 0.9]), labels)  # no background passes
+    values, bounds = classification.bounded(separated, labels)
+    assert np.isinf(float(separated["rejection_at_30"])) and bounds == {
+        "rejection_at_50": True,
+        "rejection_at_30": True,
+    }
+    assert values["rejection_at_30"] == 3.0 and values["auc"] == 1.0
+    mixed = classification.metrics(np.array([0.1, 0.95, 0.3, 0.8, 0.9]), labels)  # a background jet leads
+    values, bounds = classification.bounded(mixed, labels)
+    assert not any(bounds.values()) and values["rejection_at_30"] == pytest.approx(float(mixed["rejection_at_30"]))
