@@ -14,6 +14,7 @@ streams (:func:`stream_key`), never from integers that two files must keep in st
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import shutil
 import time
@@ -204,14 +205,15 @@ def flat_arrays(tree: Any) -> dict[str, np.ndarray]:
 
 
 def check_per_sample(per_sample: Mapping[str, Any], n: int, task_id: str) -> dict[str, np.ndarray]:
-    """Per-sample metrics as numpy ``(N,)`` arrays, or a ConfigError naming the metric."""
+    """Per-sample metrics as numpy ``(N, ...)`` arrays (one value, or one per lead time etc., per item), or a
+    ConfigError naming the metric."""
     out = {}
     for name, value in per_sample.items():
         array = np.asarray(value)
-        if array.shape != (n,):
+        if array.shape[:1] != (n,):
             raise ConfigError(
                 f"{task_id}: per_sample_metrics['{name}'] has shape {array.shape}; every per-sample "
-                f"metric must be ({n},), one value per item."
+                f"metric must be ({n},) or ({n}, ...), its leading axis the items."
             )
         out[name] = array
     return out
@@ -246,7 +248,7 @@ def run_pipeline(task: Task, runner: Runner, key: jax.Array, data_path: Path | N
     n = int(jax.tree.leaves(items)[0].shape[0])
     per_sample = check_per_sample(task.per_sample_metrics(outputs, items), n, task.id)
     metrics = runner.stage("score", lambda: task.score(per_sample, outputs, items, stream_key(key, "score")))
-    status, note = run_status(per_sample, metrics, task.partial)
+    status, note = run_status(per_sample, metrics, task.partial, task.undefined_metrics)
     metrics = records.to_jsonable(metrics)
     features = {k: np.asarray(v) for k, v in task.features(items, data).items()}
     view = RunView(
@@ -266,18 +268,27 @@ def run_pipeline(task: Task, runner: Runner, key: jax.Array, data_path: Path | N
     return view, shared
 
 
-def run_status(per_sample: Mapping[str, np.ndarray], metrics: Any, partial: bool) -> tuple[str, str]:
+def run_status(
+    per_sample: Mapping[str, np.ndarray], metrics: Any, partial: bool, undefined: Sequence[str] = ()
+) -> tuple[str, str]:
     """``(status, note)`` from the finiteness of the results: ``complete``, ``degraded`` or ``failed``.
 
     Non-finite headline metrics fail a run. Items with a non-finite per-sample metric fail it too,
     unless the task allows partial results (``Task.partial``) and some items are finite: then it is
-    ``degraded`` and the note gives the count.
+    ``degraded`` and the note gives the count. A NaN of a metric matching one of the ``undefined``
+    patterns (``Task.undefined_metrics``, fnmatch) is a value that does not exist, not a failure (a CSI
+    of a frame without rain); an inf still counts.
     """
     n = len(next(iter(per_sample.values()))) if per_sample else 0
     bad_items, bad_names = np.zeros(n, bool), []
     for name, values in per_sample.items():
-        if values.dtype.kind in "fc" and not np.isfinite(values).all():
-            bad_items |= ~np.isfinite(values)
+        if values.dtype.kind not in "fc":
+            continue
+        bad = ~np.isfinite(values)
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in undefined):
+            bad &= ~np.isnan(values)
+        if bad.any():
+            bad_items |= bad.reshape(n, -1).any(axis=1)
             bad_names.append(name)
     bad_metrics = [
         jax.tree_util.keystr(path, simple=True, separator=".")

@@ -10,7 +10,7 @@ directory, the named key streams, checkpoints and sharding, and calls the fields
     items    = conditions(key["conditions"], data, config)     # leading axis N
     shared   = prepare(params, data, config)                   # replicated on the mesh
     outputs  = evaluate(shared, items[chunk], keys[chunk])     # sharded, chunked, resumable
-    per_sample = per_sample_metrics(outputs, items)            # {name: (N,)}
+    per_sample = per_sample_metrics(outputs, items)            # {name: (N,) or (N, ...)}
     metrics  = score(per_sample, outputs, items, key["score"])
     summary(metrics), files(metrics), report(view), studies[name].run(context)
 
@@ -130,7 +130,8 @@ class Evaluate(Protocol):
 
 class PerSampleMetrics(Protocol):
     def __call__(self, outputs: Any, items: Any) -> dict[str, Array]:
-        """One value per item: ``{name: (N,) array}`` (units in the name); aggregation is ``score``."""
+        """Values per item: ``{name: (N,) or (N, ...) array}`` (units in the name; trailing axes such as lead
+        times are the task's); aggregation is ``score``."""
 
 
 class Score(Protocol):
@@ -206,6 +207,8 @@ class Task(Generic[Config]):
     ``packages``: the distributions the task imports, whose versions the manifest records.
     ``partial``: whether items with non-finite per-sample metrics make the run ``degraded`` (the
     others still count) rather than ``failed``; non-finite headline metrics always fail it.
+    ``undefined_metrics``: fnmatch patterns of per-sample metrics whose NaN means "not defined for
+    this item" (a CSI where neither field has rain), never a failure.
     """
 
     id: str
@@ -232,6 +235,7 @@ class Task(Generic[Config]):
     check_data: CheckData | None = None
     packages: tuple[str, ...] = ()
     partial: bool = False
+    undefined_metrics: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Task:
         """A copy with ``changes`` (dataclasses.replace)."""

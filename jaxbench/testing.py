@@ -6,7 +6,7 @@ Like jumanji's environment checks, this is public code: a new task runs it in it
 
 * generate → fit → conditions → prepare → evaluate, with ``evaluate`` traced once over chunks of
   one size (``chex.assert_max_traces``);
-* finite outputs; per-sample metrics of shape ``(N,)``; features of shape ``(N,)``;
+* finite outputs; per-sample metrics of shape ``(N, ...)``; features of shape ``(N,)``;
 * the same key gives the same numbers; two chunk sizes and 1 vs all devices give the same results;
 * ``load`` of a file that ``save`` wrote in the published format equals what was written;
 * score, summary and report run on the results.
@@ -121,7 +121,7 @@ def check_task(
             if np.asarray(value).shape != (n,):
                 _fail(task_id, f"features['{name}'] has shape {np.asarray(value).shape}; must be ({n},).")
         metrics = task.score(per_sample, outputs, items, stream_key(key, "score"))
-        status, note = run_status(per_sample, metrics, task.partial)
+        status, note = run_status(per_sample, metrics, task.partial, task.undefined_metrics)
         if status != "complete":
             _fail(task_id, f"the {preset} preset's run is {status}: {note}.")
         for criterion in task.criteria:

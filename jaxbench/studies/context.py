@@ -38,7 +38,7 @@ class StudyContext:
     Attributes:
       task: the task (its ``config``, ``evaluate``, ``per_sample_metrics``, ``features``, ...).
       data, params, items, outputs, shared: the run's stages, as the task's types.
-      per_sample: ``{metric: (N,)}`` of the main sweep; ``features``: ``{feature: (N,)}``.
+      per_sample: ``{metric: (N,) or (N, ...)}`` of the main sweep; ``features``: ``{feature: (N,)}``.
       key: this study's key stream (``study/<name>``).
       stage: ``stage(unit, fn)`` checkpoints a unit as ``stages/study.<unit>.npz`` (units may be
         shared between studies by name).

@@ -28,10 +28,21 @@ def groupings(features: dict, n_bins: int) -> dict:
     return out
 
 
+def item_values(values: np.ndarray) -> np.ndarray:
+    """(N,) values of a per-sample metric: an (N, ...) one is averaged over its trailing axes (lead
+    times, thresholds), NaNs skipped; an item with no finite value stays NaN."""
+    values = np.asarray(values, float) if np.asarray(values).ndim > 1 else np.asarray(values)
+    if values.ndim == 1:
+        return values
+    flat = values.reshape(values.shape[0], -1)
+    count = np.sum(~np.isnan(flat), axis=1)
+    return np.where(count > 0, np.nansum(flat, axis=1) / np.maximum(count, 1), np.nan)
+
+
 def finite_items(ctx: StudyContext) -> tuple[dict, dict, int]:
-    """Per-sample metrics and features of the items whose metrics are all finite (a degraded run
-    leaves some out), and how many were left out."""
-    metrics = {k: np.asarray(v) for k, v in ctx.per_sample.items()}
+    """Per-sample metrics (each item's value, :func:`item_values`) and features of the items whose
+    metrics are all finite (a degraded run leaves some out), and how many were left out."""
+    metrics = {k: item_values(v) for k, v in ctx.per_sample.items()}
     keep = np.logical_and.reduce([np.isfinite(v) for v in metrics.values()]) if metrics else np.ones(0, bool)
     features = {k: np.asarray(v)[keep] for k, v in ctx.features.items()}
     return {k: v[keep] for k, v in metrics.items()}, features, int(keep.size - keep.sum())

@@ -178,6 +178,29 @@ def test_run_status_rules():
     assert runner.run_status({"e": np.full(4, np.inf)}, {"m": 1.0}, True)[0] == "failed"
 
 
+def test_undefined_nans_of_declared_metrics_pass_but_their_infs_fail():
+    per_lead = {"csi_16": np.array([[0.5, np.nan], [np.nan, np.nan], [1.0, 0.0]]), "mae": np.ones((3, 2))}
+    assert runner.run_status(per_lead, {"m": 1.0}, False, ("csi_*",)) == ("complete", "")
+    assert runner.run_status(per_lead, {"m": 1.0}, False)[1] == "2 of 3 items have non-finite csi_16"
+    per_lead["csi_16"][2, 1] = np.inf
+    assert runner.run_status(per_lead, {"m": 1.0}, False, ("csi_*",))[1] == "1 of 3 items have non-finite csi_16"
+
+
+def test_per_sample_metrics_may_carry_trailing_axes_but_lead_with_the_items():
+    checked = runner.check_per_sample({"csi": np.zeros((4, 3)), "n": np.arange(4)}, 4, "t-v0")
+    assert checked["csi"].shape == (4, 3)
+    with pytest.raises(ConfigError, match=r"per_sample_metrics\['csi'\] has shape \(3, 4\)"):
+        runner.check_per_sample({"csi": np.zeros((3, 4))}, 4, "t-v0")
+
+
+def test_generic_studies_see_one_value_per_item_nans_skipped():
+    from jaxbench.studies.generic import item_values
+
+    values = np.array([[1.0, 3.0, np.nan], [np.nan, np.nan, np.nan], [2.0, 2.0, 5.0]])
+    np.testing.assert_allclose(item_values(values), [2.0, np.nan, 3.0])
+    np.testing.assert_array_equal(item_values(np.arange(3)), np.arange(3))
+
+
 def test_non_finite_results_fail_the_run_and_say_so_first(tmp_path):
     task = oscillator()
     evaluate = task.evaluate
