@@ -56,3 +56,18 @@ register(
     datacard=jets_config.datacard,
     studies=jets_config.STUDIES,
 )
+
+from jaxbench.tasks.nowcast import config as nowcast_config  # noqa: E402
+
+register(
+    "nowcast-v0",
+    entry_point="jaxbench.tasks.nowcast.task:make_task",
+    summary="Precipitation nowcasting: a NowcastNet-style model (evolution network + semi-Lagrangian evolution "
+    "operator + generative decoder, flax) against pysteps' persistence, extrapolation, S-PROG and STEPS on "
+    "continuity-equation rain fields (or NowcastNet PNG cases via --data); CSI per threshold and lead time.",
+    config=nowcast_config.DEFAULT,
+    presets={"quick": nowcast_config.QUICK, "tiny": nowcast_config.TINY},
+    criteria=nowcast_config.CRITERIA,
+    datacard=nowcast_config.datacard,
+    studies=nowcast_config.STUDIES,
+)
