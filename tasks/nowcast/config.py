@@ -57,6 +57,8 @@ class SimulatorConfig:
     wet_fraction: tuple[float, float] = (0.1, 0.5)  # fraction of the domain with stratiform rain at t = 0
     stratiform_mmh: tuple[float, float] = (1.0, 8.0)  # median rain rate in the stratiform area
     speed_kmh: tuple[float, float] = (10.0, 60.0)  # mean wind speed
+    wind_direction_deg: tuple[float, float] = (0.0, 360.0)  # direction rain moves to, counterclockwise from east
+    wind_variation: float = 0.2  # slow changes of the mean wind: relative speed and direction (radians) amplitude
     shear_per_h: float = 0.1  # strength of the rotation / deformation of the flow, 1/h
     flow_period_min: float = 180.0  # time scale on which the wind direction and strength change
     storms: tuple[int, int] = (1, 6)  # convective cells per event (uniform count)
@@ -74,6 +76,10 @@ class SimulatorConfig:
         check(self.wet_fraction[1] <= 1, "simulator.wet_fraction must lie in [0, 1].")
         check(1 <= self.spectral_slope <= 5, f"simulator.spectral_slope must be in [1, 5], got {self.spectral_slope}.")
         check(self.margin >= 0 and self.flow_period_min > 0, "simulator.margin >= 0, flow_period_min > 0.")
+        low, high = self.wind_direction_deg
+        check(low <= high, f"simulator.wind_direction_deg must be a range (low, high), got {self.wind_direction_deg}.")
+        check(0 <= self.wind_variation <= 1, f"simulator.wind_variation must be in [0, 1], got {self.wind_variation}.")
+        check(self.shear_per_h >= 0 and self.decay_per_h >= 0, "simulator.shear_per_h and decay_per_h must be >= 0.")
 
 
 @dataclasses.dataclass(frozen=True)
