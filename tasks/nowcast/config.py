@@ -112,7 +112,9 @@ class TrainConfig:
     learning_rate: float = 1e-3
     motion_weight: float = 1e-2  # weight of the motion-smoothness term
     ensemble: int = 4  # noise draws per event in the pooled ensemble loss
-    pool: int = 5  # max-pool size of the pooled loss
+    pool: int = 5  # max-pool size of the pooled loss (stride max(1, pool // 2))
+    pixel_weight: float = 0.1  # weight of the pixel term (weighted L1 of the ensemble mean) in the generative loss
+    clip_norm: float = 1.0  # global gradient-norm clip before Adam
     checkpoint_every: int = 500
 
     def __post_init__(self):
@@ -120,6 +122,8 @@ class TrainConfig:
             check(getattr(self, name) >= 1, f"training.{name} must be >= 1, got {getattr(self, name)}.")
         check(min(self.evolution_steps, self.generative_steps) >= 0, "training steps must be >= 0.")
         check(self.learning_rate > 0 and self.motion_weight >= 0, "training.learning_rate > 0, motion_weight >= 0.")
+        check(self.pixel_weight >= 0, f"training.pixel_weight must be >= 0, got {self.pixel_weight}.")
+        check(self.clip_norm > 0, f"training.clip_norm must be > 0, got {self.clip_norm}; e.g. 1.0.")
 
 
 @dataclasses.dataclass(frozen=True)

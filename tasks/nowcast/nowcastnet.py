@@ -4,6 +4,10 @@ A case folder ``<case>/`` holds ``<case>-00.png`` ... ``<case>-28.png``: 9 obser
 apart, 512 x 512 pixels; rain rate (mm/h) = pixel / 10 - 3, clipped to [0, 128] (:func:`.schema.pixels_to_rain`).
 NowcastNet evaluates on the central 384 x 384 (``EVALUATION_SIZE``). A dataset folder holds case folders, or
 ``train/`` and ``test/`` folders of them. Only the first ``data.n_frames`` frames of a case are read.
+
+jaxbench's one extension: a case may hold ``motion.npy`` (``MOTION_FILE``), the true motion (T, 2, H, W) float32
+px/step (u along columns, v along rows; entry t moves frame t to t + 1) that the generator knows; the release has
+none, and motion is read only when every case of a split has it (else None).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ PUBLISHED_SIZE = 512
 EVALUATION_SIZE = 384  # NowcastNet's evaluation crop (central)
 CROPS = ("center", "none")
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B")
+MOTION_FILE = "motion.npy"
 
 
 def frame_name(case_name: str, index: int) -> str:
@@ -56,8 +61,9 @@ def _read_pixels(path: Path, case: str) -> np.ndarray:
 
 
 def _crop(pixels: np.ndarray, size: int | None, crop: str, where: str) -> np.ndarray:
-    """The central ``size`` x ``size`` of ``pixels`` (crop "center"), or all of it when it already has that size."""
-    h, w = pixels.shape
+    """The central ``size`` x ``size`` of ``pixels`` (..., H, W) (crop "center"), or all of it when it already has
+    that size."""
+    h, w = pixels.shape[-2:]
     if size is None:
         return pixels
     if h < size or w < size:
@@ -73,7 +79,7 @@ def _crop(pixels: np.ndarray, size: int | None, crop: str, where: str) -> np.nda
             f"(the central {size} x {size}) or data.size={h}."
         )
     top, left = (h - size) // 2, (w - size) // 2
-    return pixels[top : top + size, left : left + size]
+    return pixels[..., top : top + size, left : left + size]
 
 
 def read_case(folder: str | Path, n_frames: int, size: int | None = None, crop: str = "center") -> np.ndarray:
@@ -105,6 +111,24 @@ def read_case(folder: str | Path, n_frames: int, size: int | None = None, crop: 
             )
         frames.append(pixels_to_rain(_crop(pixels, size, crop, f"case {case}: frame {path.name}")))
     return np.stack(frames)
+
+
+def read_motion(folder: str | Path, n_frames: int, size: int | None = None, crop: str = "center") -> np.ndarray | None:
+    """The case's true motion (n_frames, 2, H, W) float32 px/step from its ``motion.npy`` (cropped like the frames),
+    or None when the case has none."""
+    path = Path(folder) / MOTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        motion = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataFormatError(f"case {Path(folder).name}: {path} is not a readable .npy array ({e}); delete it.") from e
+    if motion.ndim != 4 or motion.shape[0] < n_frames or motion.shape[1] != 2 or not np.all(np.isfinite(motion)):
+        raise DataFormatError(
+            f"case {Path(folder).name}: {path} must be finite (T >= {n_frames}, 2, H, W) px/step, got shape "
+            f"{motion.shape}; rewrite it or delete it (motion is optional)."
+        )
+    return _crop(motion[:n_frames].astype(np.float32), size, crop, f"case {Path(folder).name}: {MOTION_FILE}")
 
 
 def _not_a_case(folder: Path) -> str:
@@ -140,13 +164,16 @@ def _events(folders: list[Path], data: DataConfig, offset: int = 0) -> Events:
     frames = np.stack([read_case(f, data.n_frames, data.size, data.crop) for f in folders])
     numbers = [_case_number(f.name) for f in folders]
     case = [n if n is not None else offset + i for i, n in enumerate(numbers)]
-    return Events(frames=frames, motion=None, case=np.asarray(case, np.int32))
+    motions = [read_motion(f, data.n_frames, data.size, data.crop) for f in folders]
+    motion = None if any(m is None for m in motions) else np.stack(motions)
+    return Events(frames=frames, motion=motion, case=np.asarray(case, np.int32))
 
 
 def read_dataset(path: str | Path, data: DataConfig) -> NowcastData:
     """Training and test events from ``path``: its ``train/`` and ``test/`` folders (the first ``data.n_train`` and
     ``data.n_test`` cases of each), or else its sorted cases (the last ``data.n_test`` are the test set, up to
-    ``data.n_train`` before them the training set); frames cropped to ``data.size``; motion None."""
+    ``data.n_train`` before them the training set); frames cropped to ``data.size``; motion from ``motion.npy`` when
+    every case of the split has one, else None."""
     path = Path(path)
     if (path / "train").is_dir() and (path / "test").is_dir():
         train, test = find_cases(path / "train"), find_cases(path / "test")
@@ -168,9 +195,10 @@ def read_dataset(path: str | Path, data: DataConfig) -> NowcastData:
     return NowcastData(train=_events(train, data), test=_events(cases[split:], data, split))
 
 
-def write_case(folder: str | Path, case_name: str, frames: np.ndarray) -> Path:
+def write_case(folder: str | Path, case_name: str, frames: np.ndarray, motion: np.ndarray | None = None) -> Path:
     """Writes rain frames (T, H, W) mm/h as ``folder/<case_name>/<case_name>-XX.png`` (16-bit, NowcastNet's
-    encoding, 0.05 mm/h rounding); returns the case folder."""
+    encoding, 0.05 mm/h rounding) and, if given, the true motion (T, 2, H, W) px/step as ``motion.npy``; returns
+    the case folder."""
     frames = np.asarray(frames)
     if frames.ndim != 3 or not np.all(np.isfinite(frames)):
         raise ValueError(f"case {case_name}: frames must be finite (T, H, W) rain rates, got shape {frames.shape}.")
@@ -180,16 +208,21 @@ def write_case(folder: str | Path, case_name: str, frames: np.ndarray) -> Path:
     case.mkdir(parents=True, exist_ok=True)
     for index, frame in enumerate(frames):
         Image.fromarray(rain_to_pixels(frame)).save(case / frame_name(case_name, index))
+    if motion is not None:
+        np.save(case / MOTION_FILE, np.asarray(motion, np.float32), allow_pickle=False)
     return case
 
 
 def write_dataset(path: str | Path, data: NowcastData) -> None:
-    """Writes ``data`` as ``path/train/<case>/`` and ``path/test/<case>/`` folders of 16-bit PNGs."""
+    """Writes ``data`` as ``path/train/<case>/`` and ``path/test/<case>/`` folders of 16-bit PNGs (and each case's
+    ``motion.npy`` when the events carry motion)."""
     for split, events in (("train", data.train), ("test", data.test)):
-        for frames, case in zip(events.frames, events.case):
-            write_case(Path(path) / split, str(int(case)), frames)
+        motion = [None] * events.num_events if events.motion is None else np.asarray(events.motion)
+        for frames, case, m in zip(np.asarray(events.frames), np.asarray(events.case), motion):
+            write_case(Path(path) / split, str(int(case)), frames, m)
 
 
 def dataset_files(path: str | Path) -> list[Path]:
-    """Every PNG under ``path``, sorted (what the run's data checksum covers)."""
-    return sorted(p for p in Path(path).rglob("*.png") if p.is_file())
+    """Every PNG and ``motion.npy`` under ``path``, sorted (what the run's data checksum covers)."""
+    files = [*Path(path).rglob("*.png"), *Path(path).rglob(MOTION_FILE)]
+    return sorted(p for p in files if p.is_file())

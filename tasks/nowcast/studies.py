@@ -22,7 +22,7 @@ from jaxbench.studies.catalogue import CORRELATION, line_plot
 from jaxbench.studies.context import Study, StudyContext, StudyInfo
 
 from . import model, plots
-from .task import MODEL, true_motion
+from .forecaster import MODEL, true_motion
 
 #: Per-sample metrics of the model that the frame slices follow.
 SLICED = ("csi_{t}", "ncsi_{t}", "mae", "active_mae_union", "com_r")
@@ -245,7 +245,7 @@ def _motion(ctx: StudyContext) -> StudyResult:
     """The model's motion fields and the extrapolation baselines' against the generator's true motion: mean end-point
     error (px/step) over rainy pixels per lead time, and the mean speeds; the arrays keep one event's fields."""
     d = ctx.config.data
-    truth = true_motion(ctx.items, d.n_inputs, d.n_targets)
+    truth = true_motion(ctx.items.events, d.n_inputs, d.n_targets)
     leads = lead_times(ctx)
     rows = []
     names = [MODEL, *(n for n in ctx.items.baseline_motion if n != "persistence")]

@@ -18,13 +18,11 @@ from jaxbench.task import Stage, Task
 
 from . import baselines, checks, generator, model, nowcastnet, report, studies, training
 from .config import CRITERIA, STUDIES, NowcastConfig, datacard
-from .forecaster import Forecaster
+from .forecaster import MODEL, Forecaster, true_motion
 from .schema import Events, NowcastData
 
 #: Distributions the task imports (their versions go into the manifest).
 PACKAGES = ("flax", "optax", "pysteps", "opencv-python-headless", "pillow", "matplotlib")
-#: The forecaster whose metrics are the headline; the baselines' sit beside it under their names.
-MODEL = "model"
 #: Lead times (minutes) whose pooled CSI is named in the metrics (``csi_16_30min``), when the data have them.
 NAMED_LEADS_MIN = (30.0, 60.0, 120.0, 180.0)
 
@@ -127,12 +125,6 @@ def forecast_motion(outputs: dict, items: Items) -> dict[str, np.ndarray]:
     return out
 
 
-def true_motion(items: Items, n_inputs: int, n_targets: int) -> np.ndarray | None:
-    """The generator's motion acting on each target frame's predecessor (E, n_targets, 2, H, W), or None."""
-    motion = items.events.motion
-    return None if motion is None else np.asarray(motion)[:, n_inputs - 1 : n_inputs - 1 + n_targets]
-
-
 def per_sample_metrics(outputs: dict, items: Items, config: NowcastConfig) -> dict[str, np.ndarray]:
     """Per event and lead time (E, n_targets), for every forecaster (the model unprefixed, the baselines as
     ``<name>.<metric>``): contingency counts, CSI and neighbourhood CSI per threshold, raw and active-area MAE,
@@ -141,7 +133,7 @@ def per_sample_metrics(outputs: dict, items: Items, config: NowcastConfig) -> di
     m, d = config.metrics, config.data
     frames = np.asarray(items.events.frames)
     observed, last_input = frames[:, d.n_inputs :], frames[:, d.n_inputs - 1]
-    truth = true_motion(items, d.n_inputs, d.n_targets)
+    truth = true_motion(items.events, d.n_inputs, d.n_targets)
     motions = forecast_motion(outputs, items)
     out = {}
     for name, forecast in forecasts(outputs, items).items():

@@ -13,9 +13,9 @@ from pysteps.utils.spectral import rapsd
 from reference.nowcast_generator_numpy import translate_uniform
 
 from jaxbench.errors import ConfigError
-from tasks.nowcast import advection, generator
-from tasks.nowcast.config import DataConfig, SimulatorConfig
-from tasks.nowcast.schema import RAIN_MAX_MMH
+from jaxbench.tasks.nowcast import advection, generator
+from jaxbench.tasks.nowcast.config import DataConfig, SimulatorConfig
+from jaxbench.tasks.nowcast.schema import RAIN_MAX_MMH
 
 # 32 x 32 pixels of 4 km, 8 frames of 10 min: a 64-pixel periodic domain
 DATA = DataConfig(n_train=4, n_test=2, n_inputs=3, n_targets=5, size=32, pixel_km=4.0, time_step_min=10.0)

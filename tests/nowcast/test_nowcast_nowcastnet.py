@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from jaxbench.errors import DataFormatError
-from tasks.nowcast import nowcastnet
-from tasks.nowcast.config import DataConfig
-from tasks.nowcast.schema import Events, NowcastData
+from jaxbench.tasks.nowcast import nowcastnet
+from jaxbench.tasks.nowcast.config import DataConfig
+from jaxbench.tasks.nowcast.schema import Events, NowcastData
 
 # 48 x 48 frames cropped to 32, 3 + 4 frames
 DATA = DataConfig(n_train=3, n_test=2, n_inputs=3, n_targets=4, size=32)
@@ -93,6 +93,21 @@ def test_dataset_round_trip_with_train_and_test_folders(tmp_path):
     np.testing.assert_allclose(back.test.frames[1], np.clip(data.test.frames[0], 0, 128), atol=0.05 + 1e-5)
     cropped = nowcastnet.read_dataset(tmp_path, DATA)
     assert cropped.train.frames.shape == (3, T, 32, 32) and cropped.test.frames.dtype == np.float32
+
+
+def test_true_motion_travels_with_the_cases_and_is_cropped_like_the_frames(tmp_path):
+    rng = np.random.default_rng(0)
+    motion = rng.normal(size=(2, T, 2, SIDE, SIDE)).astype(np.float32)
+    events = Events(np.stack([_rain(1), _rain(2)]), motion, np.asarray([1, 2], np.int32))
+    nowcastnet.write_dataset(tmp_path, NowcastData(train=events, test=events))
+    assert sum(f.name == nowcastnet.MOTION_FILE for f in nowcastnet.dataset_files(tmp_path)) == 4  # checksummed
+    back = nowcastnet.read_dataset(tmp_path, dataclasses.replace(DATA, n_train=2))
+    np.testing.assert_array_equal(back.test.motion, motion[..., 8:40, 8:40])  # the frames' central 32 x 32
+    (tmp_path / "test" / "2" / nowcastnet.MOTION_FILE).unlink()
+    assert nowcastnet.read_dataset(tmp_path, dataclasses.replace(DATA, n_train=2)).test.motion is None
+    np.save(tmp_path / "test" / "1" / nowcastnet.MOTION_FILE, motion[0, :, :1])
+    with pytest.raises(DataFormatError, match=r"case 1: .*motion.npy must be finite \(T >= 7, 2, H, W\)"):
+        nowcastnet.read_motion(tmp_path / "test" / "1", T)
 
 
 def test_flat_folder_splits_the_last_cases_off_as_the_test_set(tmp_path):
