@@ -226,7 +226,13 @@ def run_baselines(key: jax.Array, inputs: np.ndarray, n_targets: int, config: Ba
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             results = list(pool.map(_forecast_all, *zip(*jobs, strict=True)))
-    return {name: _stack([r[name] for r in results]) for name in names}
+    stacked = {name: _stack([r[name] for r in results]) for name in names}
+    for name, forecast in stacked.items():
+        if workers > 1 and np.any(forecast.fallback):  # the workers' own warnings went to their stderr
+            events = np.flatnonzero(forecast.fallback).tolist()
+            message = f"baselines: {name} could not run on events {events}; their extrapolation stands in."
+            warnings.warn(message, BaselineFallbackWarning, stacklevel=2)
+    return stacked
 
 
 def motion_endpoint_error(estimate: jax.Array, truth: jax.Array, mask: jax.Array) -> jax.Array:
