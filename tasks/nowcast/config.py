@@ -213,7 +213,7 @@ TINY = override(QUICK, {  # tests and CI: seconds
     "data.time_step_min": 30.0, "model.evolution_channels": 4, "model.generative_channels": 4, "model.levels": 2,
     "model.noise_channels": 2, "training.evolution_steps": 4, "training.generative_steps": 2,
     "training.batch_size": 2, "training.ensemble": 2, "training.pool": 3, "training.checkpoint_every": 2,
-    "baselines.ensemble": 2, "baselines.cascade_levels": 3, "studies.stability_keys": 4,
+    "baselines.ensemble": 2, "baselines.cascade_levels": 3, "baselines.workers": 1, "studies.stability_keys": 4,
     "studies.stability_events": 2, "studies.frame_hours": (1.0, 2.0, 3.0), "chunk_size": 2})
 # fmt: on
 STUDIES = (
