@@ -84,9 +84,37 @@ class ContingencyCounts(NamedTuple):
     false_alarms: jax.Array
 
 
-def _counts(forecast: jax.Array, observed: jax.Array, threshold: float, operator: str) -> ContingencyCounts:
-    c = stats.contingency(forecast, observed, event_threshold(threshold, operator), axes=_PIXELS)
-    return ContingencyCounts(c.hits, c.misses, c.false_alarms)
+def _levels(field: jax.Array, cuts: tuple[float, ...]) -> jax.Array:
+    """Number of the increasing float32 ``cuts`` that each pixel reaches (x >= cut), int8; NaN reaches none."""
+    return functools.reduce(jnp.add, [(field >= c).astype(jnp.int8) for c in cuts])
+
+
+def _contingency_table(
+    forecast: jax.Array, observed: jax.Array, thresholds: tuple[float, ...], operator: str
+) -> dict[float, ContingencyCounts]:
+    """Counts at every threshold from one joint histogram per frame of (forecast level, observed level).
+
+    The level of a pixel is the number of (sorted) thresholds its value is an event at; one scatter-add counts the
+    (K + 1)^2 level pairs of each frame, and the counts at threshold k sum its corners: on CPU this is several
+    times faster than comparing and reducing three masks per threshold (XLA's sibling reductions run unvectorised).
+    """
+    cuts = tuple(sorted({event_threshold(t, operator) for t in thresholds}))
+    n_levels = len(cuts) + 1
+    lf, lo = _levels(forecast, cuts), _levels(observed, cuts)
+    frames = int(np.prod(forecast.shape[:-2], dtype=np.int64))
+    code = (lf.astype(jnp.int32) * n_levels + lo).reshape(frames, -1)
+    ids = code + (n_levels * n_levels) * jnp.arange(frames, dtype=jnp.int32)[:, None]
+    joint = jax.ops.segment_sum(jnp.ones(ids.size, jnp.int32), ids.ravel(), frames * n_levels * n_levels)
+    joint = joint.reshape(frames, n_levels, n_levels)
+    # at_least[:, a, b] = pixels with forecast level >= a and observed level >= b.
+    at_least = jnp.cumsum(jnp.cumsum(joint[:, ::-1, ::-1], axis=1), axis=2)[:, ::-1, ::-1]
+    out = {}
+    for t in thresholds:
+        k = cuts.index(event_threshold(t, operator)) + 1
+        hits, observed_events, forecast_events = at_least[:, k, k], at_least[:, 0, k], at_least[:, k, 0]
+        counts = (hits, observed_events - hits, forecast_events - hits)
+        out[t] = ContingencyCounts(*(c.astype(jnp.float32).reshape(forecast.shape[:-2]) for c in counts))
+    return out
 
 
 @functools.partial(jax.jit, static_argnames=("threshold", "operator", "nan_policy"))
@@ -96,7 +124,33 @@ def contingency_counts(
     """Hits, misses and false alarms of (..., H, W) fields (mm/h) at ``threshold`` over the last two axes."""
     _choose("nan_policy", nan_policy, NAN_POLICIES)
     f, o = jnp.asarray(forecast, jnp.float32), jnp.asarray(observed, jnp.float32)
-    return _propagate(_counts(f, o, threshold, operator), _nan_frames(f, o), nan_policy)
+    counts = _contingency_table(f, o, (threshold,), operator)[threshold]
+    return _propagate(counts, _nan_frames(f, o), nan_policy)
+
+
+def _window(x: jax.Array, size: int, axis: int, combine) -> jax.Array:
+    """``combine`` (add or max) over every ``size`` consecutive entries along ``axis`` ('valid': n - size + 1 left).
+
+    Windows of 1, 2, 4, ... entries by doubling, then ``size`` from its binary digits: ~2 log2(size) operations
+    per entry instead of size - 1 (shifted slices: XLA's CPU reduce_window is several times slower).
+    """
+    n = x.shape[axis]
+    out_n = n - size + 1
+    powers = {1: x}
+    width = 1
+    while 2 * width <= size:
+        w = powers[width]
+        m = w.shape[axis] - width
+        powers[2 * width] = combine(
+            lax.slice_in_dim(w, 0, m, axis=axis), lax.slice_in_dim(w, width, width + m, axis=axis)
+        )
+        width *= 2
+    parts, offset = [], 0
+    for width in sorted(powers, reverse=True):
+        if size - offset >= width:
+            parts.append(lax.slice_in_dim(powers[width], offset, offset + out_n, axis=axis))
+            offset += width
+    return functools.reduce(combine, parts)
 
 
 def max_pool(field: jax.Array, size: int) -> jax.Array:
@@ -105,8 +159,9 @@ def max_pool(field: jax.Array, size: int) -> jax.Array:
     NaN pixels count as -inf (no event), so a window is NaN-free unless all its pixels are NaN (then -inf).
     """
     x = jnp.where(jnp.isnan(field), -jnp.inf, field)
-    window = (1,) * (x.ndim - 2) + (size, size)
-    return lax.reduce_window(x, -jnp.inf, lax.max, window, (1,) * x.ndim, "VALID")
+    for axis in _PIXELS:
+        x = _window(x, size, axis, jnp.maximum)
+    return x
 
 
 @functools.partial(jax.jit, static_argnames=("threshold", "neighbourhood", "operator", "nan_policy"))
@@ -119,13 +174,17 @@ def neighbourhood_counts(
     nan_policy: str = "no_event",
 ) -> ContingencyCounts:
     """Contingency counts of the ``neighbourhood``-max-pooled (stride 1, valid) fields (..., H, W) at ``threshold``."""
+    return _neighbourhood_table(forecast, observed, (threshold,), neighbourhood, operator, nan_policy)[threshold]
+
+
+def _neighbourhood_table(forecast, observed, thresholds, neighbourhood, operator, nan_policy):
     _choose("nan_policy", nan_policy, NAN_POLICIES)
     _at_least("neighbourhood", neighbourhood)
     f, o = jnp.asarray(forecast, jnp.float32), jnp.asarray(observed, jnp.float32)
     if neighbourhood > min(f.shape[-2:]):
         raise ConfigError(f"verification: neighbourhood {neighbourhood} exceeds the field size {f.shape[-2:]}.")
-    counts = _counts(max_pool(f, neighbourhood), max_pool(o, neighbourhood), threshold, operator)
-    return _propagate(counts, _nan_frames(f, o), nan_policy)
+    table = _contingency_table(max_pool(f, neighbourhood), max_pool(o, neighbourhood), thresholds, operator)
+    return _propagate(table, _nan_frames(f, o), nan_policy)
 
 
 @jax.jit
@@ -153,20 +212,18 @@ def pooled_csi(hits: ArrayLike, misses: ArrayLike, false_alarms: ArrayLike) -> j
 
 
 def box_counts(binary: jax.Array, size: int) -> jax.Array:
-    """Number of True pixels in the ``size`` x ``size`` window around each pixel of (..., H, W), zeros outside.
+    """Number of True pixels (float32, exact) in the ``size`` x ``size`` window around each pixel of (..., H, W),
+    zeros outside.
 
     The window of pixel i spans [i - size // 2, i + size - 1 - size // 2] on each axis, as
     ``scipy.ndimage.uniform_filter(size=size, mode="constant")`` (whose value is this count / size**2).
-    Two exact 1-D int32 sums (separable).
     """
-    x = binary.astype(jnp.int32)
+    x = binary.astype(jnp.float32)
     lo, hi = size // 2, size - 1 - size // 2
     for axis in _PIXELS:
-        window = [1] * x.ndim
-        window[axis] = size
         pad = [(0, 0)] * x.ndim
         pad[axis] = (lo, hi)
-        x = lax.reduce_window(x, 0, lax.add, tuple(window), (1,) * x.ndim, pad)
+        x = _window(jnp.pad(x, pad), size, axis, jnp.add)
     return x
 
 
@@ -189,8 +246,7 @@ def fss(
     f, o = jnp.asarray(forecast, jnp.float32), jnp.asarray(observed, jnp.float32)
     t = event_threshold(threshold, operator)
     # The window area scales both sums alike, so the counts stand for the fractions.
-    cf = box_counts(f >= t, scale).astype(jnp.float32)
-    co = box_counts(o >= t, scale).astype(jnp.float32)
+    cf, co = box_counts(f >= t, scale), box_counts(o >= t, scale)
     num = jnp.sum((cf - co) ** 2, axis=_PIXELS)
     den = jnp.sum(cf**2 + co**2, axis=_PIXELS)
     score = jnp.where(den > 0, 1.0 - num / jnp.where(den > 0, den, 1.0), jnp.nan)
@@ -215,6 +271,7 @@ def _nanmean_pixels(x: jax.Array) -> jax.Array:
         "active_threshold",
         "fss_scale",
         "fss_threshold",
+        "frames_per_step",
     ),
 )
 def field_metrics(
@@ -229,6 +286,7 @@ def field_metrics(
     active_threshold: float = 5.0,
     fss_scale: int = 8,
     fss_threshold: float = 16.0,
+    frames_per_step: int | None = None,
 ) -> dict[str, jax.Array]:
     """Every per-frame score of forecast vs observed (..., T, H, W) mm/h; ``last_input`` (..., H, W) the last
     observed frame. Returns {name: (..., T) float32}:
@@ -240,6 +298,7 @@ def field_metrics(
     rain-weighted centroid (pixels; NaN when either field is dry); ``mean_forecast``, ``mean_observed`` (mm/h);
     ``trend_forecast``, ``trend_observed``: frame mean minus the mean of ``last_input`` (mm/h);
     ``fss_<fss_threshold>_s<fss_scale>``. See the module docstring for ``operator`` and ``nan_policy``.
+    ``frames_per_step``: frames scored per step of a loop over them (None: 1 on CPU, all at once elsewhere).
     """
     _choose("operator", operator, OPERATORS)
     _choose("nan_policy", nan_policy, NAN_POLICIES)
@@ -252,13 +311,57 @@ def field_metrics(
         )
     if not thresholds:
         raise ConfigError("verification.field_metrics: thresholds must name at least one threshold (mm/h).")
+    _at_least("neighbourhood", neighbourhood)
+    _at_least("fss_scale", fss_scale)
+    if neighbourhood > min(f.shape[-2:]):
+        raise ConfigError(f"verification: neighbourhood {neighbourhood} exceeds the field size {f.shape[-2:]}.")
+    frames_shape, pixels = f.shape[:-2], f.shape[-2:]
+    score = functools.partial(
+        _frame_scores,
+        thresholds=tuple(thresholds),
+        operator=operator,
+        neighbourhood=neighbourhood,
+        active_threshold=active_threshold,
+        fss_scale=fss_scale,
+        fss_threshold=fss_threshold,
+    )
+    flat = f.reshape(-1, *pixels), o.reshape(-1, *pixels)
+    if (frames_per_step or 0) <= 0:
+        frames_per_step = 1 if jax.default_backend() == "cpu" else flat[0].shape[0]
+    n, step = flat[0].shape[0], min(frames_per_step, flat[0].shape[0])
+    pad = -n % step
+    chunks = [jnp.pad(x, ((0, pad), (0, 0), (0, 0))).reshape(-1, step, *pixels) for x in flat]
+    # On CPU a loop over frames keeps every intermediate in cache: ~2.5x faster than whole-batch ops at 128^2.
+    per_frame = lax.map(lambda fo: score(*fo), tuple(chunks)) if chunks[0].shape[0] > 1 else score(*flat)
+    out = {k: v.reshape(-1)[:n].reshape(frames_shape).astype(jnp.float32) for k, v in per_frame.items()}
+
+    base = _nanmean_pixels(last)[..., None]
+    out["trend_forecast"] = out["mean_forecast"] - base
+    out["trend_observed"] = out["mean_observed"] - base
+    bad = _nan_frames(f, o)
+    trends = {"trend_forecast", "trend_observed"}
+    bad_trend = bad | jnp.any(jnp.isnan(last), axis=_PIXELS)[..., None]
+    return {k: _propagate(v, bad_trend if k in trends else bad, nan_policy) for k, v in out.items()}
+
+
+def _frame_scores(
+    f: jax.Array,
+    o: jax.Array,
+    *,
+    thresholds: tuple[float, ...],
+    operator: str,
+    neighbourhood: int,
+    active_threshold: float,
+    fss_scale: int,
+    fss_threshold: float,
+) -> dict[str, jax.Array]:
+    """field_metrics' scores (but the trends) of (n, H, W) frames with NaN = no event -> {name: (n,)}."""
     out: dict[str, jax.Array] = {}
+    plain = _contingency_table(f, o, thresholds, operator)
+    pooled = _contingency_table(max_pool(f, neighbourhood), max_pool(o, neighbourhood), thresholds, operator)
     for t in thresholds:
         name = f"{t:g}"
-        for prefix, counts in (
-            ("", contingency_counts(f, o, t, operator, "no_event")),
-            ("n", neighbourhood_counts(f, o, t, neighbourhood, operator, "no_event")),
-        ):
+        for prefix, counts in (("", plain[t]), ("n", pooled[t])):
             out |= {f"{prefix}{k}_{name}": v for k, v in counts._asdict().items()}
             out[f"{prefix}csi_{name}"] = csi(*counts)
 
@@ -274,18 +377,9 @@ def field_metrics(
     shift = stats.centroid(jnp.where(jnp.isnan(f), 0.0, f)) - stats.centroid(jnp.where(jnp.isnan(o), 0.0, o))
     out["com_dy"], out["com_dx"] = shift[..., 0], shift[..., 1]
     out["com_r"] = jnp.hypot(shift[..., 0], shift[..., 1])
-
-    base = _nanmean_pixels(last)[..., None]
     out["mean_forecast"], out["mean_observed"] = _nanmean_pixels(f), _nanmean_pixels(o)
-    out["trend_forecast"] = out["mean_forecast"] - base
-    out["trend_observed"] = out["mean_observed"] - base
     out[f"fss_{fss_threshold:g}_s{fss_scale}"] = fss(f, o, fss_threshold, fss_scale, operator, "no_event")
-
-    out = {k: v.astype(jnp.float32) for k, v in out.items()}
-    bad = _nan_frames(f, o)
-    trends = {"trend_forecast", "trend_observed"}
-    bad_trend = bad | jnp.any(jnp.isnan(last), axis=_PIXELS)[..., None]
-    return {k: _propagate(v, bad_trend if k in trends else bad, nan_policy) for k, v in out.items()}
+    return out
 
 
 def _spectrum_bins(h: int, w: int) -> tuple[np.ndarray, int]:

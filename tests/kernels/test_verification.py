@@ -216,6 +216,14 @@ def test_field_metrics_vmaps_over_a_leading_axis(fields):
         np.testing.assert_allclose(stacked[name][1], one[name], rtol=1e-6, err_msg=name)
 
 
+def test_the_frame_loop_and_the_whole_batch_agree(fields, metrics):
+    forecast, observed, last = fields
+    for step in (4, E * T):  # 4 does not divide the 6 frames: the last step is padded
+        other = v.field_metrics(forecast, observed, last, operator=">", frames_per_step=step, **SETTINGS)
+        for name, value in metrics["no_event"].items():
+            np.testing.assert_allclose(other[name], value, rtol=1e-6, err_msg=name)
+
+
 FRAMES = hnp.arrays(np.float32, (2, 8, 8), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, 8.0, np.nan]))
 
 
