@@ -22,6 +22,12 @@ Conventions, checked against pysteps 1.21.5 (``tests/kernels/test_verification.p
   border pixel counts twice), then the plain contingency of the pooled fields.
 * Counts are float32 (exact up to 2**24 pixels per frame) so a propagated NaN fits; CSI is NaN where
   hits + misses + false alarms = 0 (no event in either field: undefined, not 0).
+
+Speed (XLA on CPU): every threshold's counts come from one joint histogram of (forecast, observed) threshold
+levels per frame rather than three compare-and-reduce passes per threshold (``stats.contingency``'s way: XLA runs
+such sibling reductions unvectorised); windows are shifted slices with doubling, not ``reduce_window``; and
+``field_metrics`` scores one frame per step of a ``lax.map`` on CPU, so that intermediates stay in cache (1.0 s ->
+0.23 s for 64 x 12 frames of 128^2 on 2 cores; ``scripts/bench_nowcast.py``).
 """
 
 from __future__ import annotations
