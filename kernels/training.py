@@ -1,8 +1,9 @@
 """The checkpointed host loop of every trainer: compiled chunks of steps, an orbax checkpoint after each, and a
 resume that refuses checkpoints of another run.
 
-A trainer supplies ``run_chunk(state, num_steps) -> (state, metrics)`` (one jitted ``lax.scan`` over steps; the
-metrics a tuple of arrays with the steps on their last axis, in the order of the history's fields) and a history
+A trainer supplies ``run_chunk(state, num_steps) -> (state, metrics)`` (one jitted ``lax.scan`` over steps, or
+:func:`step_loop` over one jitted step; the metrics a tuple of arrays with the steps on their last axis, in the
+order of the history's fields) and a history
 NamedTuple of arrays filled with NaN. Batches must come from ``fold_in(batch_key, step)`` inside the chunk, so a
 resumed or re-chunked run ends with exactly the parameters of an uninterrupted one.
 """
@@ -26,6 +27,17 @@ History = TypeVar("History", bound=NamedTuple)
 def empty_history(history_type: type[History], shape: tuple[int, ...]) -> History:
     """A history of NaN arrays of ``shape`` (steps last) for every field."""
     return history_type(*(np.full(shape, np.nan, dtype=np.float32) for _ in history_type._fields))
+
+
+def step_loop(step: Callable[[Any], tuple[Any, tuple]], state: Any, num_steps: int) -> tuple[Any, tuple]:
+    """``num_steps`` calls of a jitted ``step(state) -> (state, metrics)`` from Python, the metrics stacked on a last
+    (steps) axis: a ``run_chunk`` for models that XLA:CPU runs slower inside a ``lax.scan`` loop body than as one
+    program per step (convolutional networks: 5x in the nowcasting U-Net, measured in docs/performance.md)."""
+    rows = []
+    for _ in range(num_steps):
+        state, metrics = step(state)
+        rows.append(metrics)
+    return state, tuple(jnp.stack(column, axis=-1) for column in zip(*rows))
 
 
 def _as_json(meta: dict) -> Any:

@@ -25,7 +25,10 @@ def validate(config: NowcastConfig, path: Path | None) -> None:
             "raise data.n_targets or data.time_step_min.",
         )
     if path is not None:
-        nowcastnet.find_cases(Path(path))  # DataFormatError naming what is missing
+        path = Path(path)
+        split = (path / "train").is_dir() and (path / "test").is_dir()
+        for folder in (path / "train", path / "test") if split else (path,):
+            nowcastnet.find_cases(folder)  # DataFormatError naming what is missing
 
 
 def check_data(data: NowcastData, config: NowcastConfig) -> None:

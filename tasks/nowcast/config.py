@@ -207,7 +207,10 @@ QUICK = override(DEFAULT, {  # minutes on 2 CPU cores: 64 x 64 pixels of 4 km
     "data.n_train": 256, "data.n_test": 64, "data.size": 64, "data.pixel_km": 4.0,
     "model.evolution_channels": 16, "model.generative_channels": 16, "model.noise_channels": 4,
     "training.evolution_steps": 600, "training.generative_steps": 300, "training.batch_size": 8,
-    "training.checkpoint_every": 100, "baselines.ensemble": 4, "chunk_size": 16})
+    "training.checkpoint_every": 100, "baselines.ensemble": 4, "chunk_size": 16,
+    # storm systems scaled to the coarse grid (cells of 2-6 pixels, not 1-4): 1.8% of pixels >= 16 mm/h, not 0.4%
+    "simulator.storms": (3, 10), "simulator.storm_radius_km": (8.0, 24.0),
+    "simulator.storm_lifetime_min": (90.0, 300.0), "simulator.decay_per_h": 0.1})
 TINY = override(QUICK, {  # tests and CI: seconds
     "data.n_train": 8, "data.n_test": 4, "data.size": 32, "data.n_inputs": 4, "data.n_targets": 6,
     "data.time_step_min": 30.0, "model.evolution_channels": 4, "model.generative_channels": 4, "model.levels": 2,

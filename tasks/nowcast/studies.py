@@ -10,6 +10,7 @@ minutes (those the data have).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -118,9 +119,8 @@ def _differential_trend(ctx: StudyContext) -> StudyResult:
 
 
 # -- prediction stability ------------------------------------------------------------------------------------------
-def _members(shared, items, keys):
+def _members(forecaster, items, keys, *, members: int):
     """MAE and centroid displacement (px) of ``members`` noise draws per event: (B, K, n_targets) each."""
-    forecaster, members = shared
     d = forecaster.data
     frames = items.events.frames
     inputs, truth = frames[:, : d.n_inputs], frames[:, d.n_inputs :]
@@ -145,7 +145,9 @@ def _stability(ctx: StudyContext) -> StudyResult:
     items = jax.tree.map(lambda a: np.asarray(a)[picked], ctx.items)
     values = ctx.stage(
         f"stability.k{s.stability_keys}.e{len(picked)}",
-        lambda: ctx.map(_members, (ctx.shared, s.stability_keys), items, ctx.key, description="stability"),
+        lambda: ctx.map(
+            functools.partial(_members, members=s.stability_keys), ctx.shared, items, ctx.key, description="stability"
+        ),
     )
     rows, outliers = [], {}
     leads = lead_times(ctx)

@@ -10,7 +10,7 @@
    ``model.generative`` is False.
 
 Losses are computed on rain divided by ``model.RAIN_SCALE_MMH``. The batch of step t is ``batch_size`` events drawn
-with replacement with ``fold_in(batch_key, t)`` inside the compiled chunk (and the noise of phase 2 with
+with replacement with ``fold_in(batch_key, t)`` inside the compiled step (and the noise of phase 2 with
 ``fold_in(noise_key, t)``), so a resumed run ends with the parameters of an uninterrupted one. Gradients are clipped
 to a global norm ``clip_norm`` before Adam.
 """
@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 from jaxbench.errors import ConfigError, DataFormatError
-from jaxbench.kernels.training import checkpointed_loop, empty_history
+from jaxbench.kernels.training import checkpointed_loop, empty_history, step_loop
 from jaxbench.records import sha256_arrays
 
 from . import model as nowcast_model
@@ -148,7 +148,7 @@ def generative_loss(
     return pooled + settings.pixel_weight * pixel, (pooled, pixel)
 
 
-# -- compiled chunks -----------------------------------------------------------------------------------------------
+# -- compiled steps -----------------------------------------------------------------------------------------------
 
 
 def optimizer(settings: TrainConfig) -> optax.GradientTransformation:
@@ -168,29 +168,19 @@ def _apply(tx, loss_fn, state: TrainState, *args):
     return TrainState(state.step + 1, optax.apply_updates(state.params, updates), opt_state), (loss, *parts)
 
 
-@partial(jax.jit, static_argnames=("model", "data", "settings", "num_steps"))
-def _evolution_chunk(state, frames, batch_key, *, model, data, settings, num_steps):
-    tx = optimizer(settings)
-
-    def step(state, _):
-        inputs, targets = _batch(frames, jax.random.fold_in(batch_key, state.step), settings.batch_size, data.n_inputs)
-        return _apply(tx, evolution_loss, state, model, data, inputs, targets, settings.motion_weight)
-
-    return jax.lax.scan(step, state, None, length=num_steps)
+@partial(jax.jit, static_argnames=("model", "data", "settings"))
+def _evolution_step(state, frames, batch_key, *, model, data, settings):
+    inputs, targets = _batch(frames, jax.random.fold_in(batch_key, state.step), settings.batch_size, data.n_inputs)
+    return _apply(optimizer(settings), evolution_loss, state, model, data, inputs, targets, settings.motion_weight)
 
 
-@partial(jax.jit, static_argnames=("model", "data", "settings", "num_steps"))
-def _generative_chunk(state, evolution_params, frames, batch_key, noise_key, *, model, data, settings, num_steps):
-    tx = optimizer(settings)
-
-    def step(state, _):
-        inputs, targets = _batch(frames, jax.random.fold_in(batch_key, state.step), settings.batch_size, data.n_inputs)
-        key = jax.random.fold_in(noise_key, state.step)
-        return _apply(
-            tx, generative_loss, state, evolution_params, model, data, settings, inputs, targets, key
-        )  # fmt: skip
-
-    return jax.lax.scan(step, state, None, length=num_steps)
+@partial(jax.jit, static_argnames=("model", "data", "settings"))
+def _generative_step(state, evolution_params, frames, batch_key, noise_key, *, model, data, settings):
+    inputs, targets = _batch(frames, jax.random.fold_in(batch_key, state.step), settings.batch_size, data.n_inputs)
+    key = jax.random.fold_in(noise_key, state.step)
+    return _apply(
+        optimizer(settings), generative_loss, state, evolution_params, model, data, settings, inputs, targets, key
+    )
 
 
 # -- the trainer ---------------------------------------------------------------------------------------------------
@@ -233,6 +223,7 @@ def train(
     params = nowcast_model.init(init_key, model, data)
     tx = optimizer(settings)
     device_frames = jnp.asarray(frames)
+    statics = {"model": model, "data": data, "settings": settings}
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
     meta = {
         "model": dataclasses.asdict(model),
@@ -242,10 +233,9 @@ def train(
         "key_sha256": sha256_arrays({"key": np.asarray(jax.random.key_data(key))}),
     }
 
-    def run_evolution(state, num_steps):
-        return _evolution_chunk(
-            state, device_frames, evolution_batch_key, model=model, data=data, settings=settings, num_steps=num_steps
-        )
+    def run_evolution(state, num_steps):  # one program per step: XLA:CPU runs the U-Net 5x slower in a scan
+        step = partial(_evolution_step, frames=device_frames, batch_key=evolution_batch_key, **statics)
+        return step_loop(step, state, num_steps)
 
     state = TrainState(jnp.zeros((), jnp.int32), params["evolution"], tx.init(params["evolution"]))
     evolution_history = empty_history(_EvolutionHistory, (settings.evolution_steps,))
@@ -266,17 +256,15 @@ def train(
     if generative_steps > 0:
 
         def run_generative(state, num_steps):
-            return _generative_chunk(
-                state,
-                params["evolution"],
-                device_frames,
-                generative_batch_key,
-                noise_key,
-                model=model,
-                data=data,
-                settings=settings,
-                num_steps=num_steps,
+            step = partial(
+                _generative_step,
+                evolution_params=params["evolution"],
+                frames=device_frames,
+                batch_key=generative_batch_key,
+                noise_key=noise_key,
+                **statics,
             )
+            return step_loop(step, state, num_steps)
 
         state = TrainState(jnp.zeros((), jnp.int32), params["generative"], tx.init(params["generative"]))
         state, generative_history = checkpointed_loop(
