@@ -209,6 +209,8 @@ class Task(Generic[Config]):
     others still count) rather than ``failed``; non-finite headline metrics always fail it.
     ``undefined_metrics``: fnmatch patterns of per-sample metrics whose NaN means "not defined for
     this item" (a CSI where neither field has rain), never a failure.
+    ``format_atol``: how far ``load(save(data))`` may be from ``data`` because the published format
+    quantises values (NowcastNet's PNGs store rain to 0.1 mm/h: 0.05); 0 for lossless formats.
     """
 
     id: str
@@ -236,6 +238,7 @@ class Task(Generic[Config]):
     packages: tuple[str, ...] = ()
     partial: bool = False
     undefined_metrics: tuple[str, ...] = ()
+    format_atol: float = 0.0
 
     def replace(self, **changes: Any) -> Task:
         """A copy with ``changes`` (dataclasses.replace)."""

@@ -80,7 +80,7 @@ def check_task(
                 f"load(save(data)) has structure {jax.tree.structure(loaded)}, generate gives "
                 f"{jax.tree.structure(data)}.",
             )
-        _assert_close(task_id, "load(save(data))", loaded, data, rtol, atol)
+        _assert_close(task_id, "load(save(data))", loaded, data, rtol, atol + task.format_atol)
 
         params = task.fit(stream_key(key, "fit"), data, config, runner.stages("fit"))
         items = task.conditions(stream_key(key, "conditions"), data, config)

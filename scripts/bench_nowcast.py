@@ -11,12 +11,15 @@ Both ways score the same forecast/observed fields (E events x T leads x N x N pi
 
 Usage: python scripts/bench_nowcast.py [--events 64] [--leads 12] [--size 128]
 Prints both times, frames per second and the ratio, and the largest CSI / FSS difference between the two ways.
-tasks/nowcast/model.py is not part of this branch, so there is no model-inference timing here yet.
+Then the model's inference: ``model.predict`` (evolution network + operator + generative decoder) of the QUICK
+preset on ``--model-events`` events, jitted and warmed, in forecast frames per second, beside pysteps' extrapolation
+and STEPS (the baselines, one event at a time, their motion estimate included) on the same inputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import time
@@ -87,6 +90,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=12)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model-events", type=int, default=16, help="events of the model timing (0: skip it)")
     args = parser.parse_args()
 
     import jax
@@ -138,6 +142,45 @@ def main() -> None:
     print(f"{'jaxbench field_metrics':<28}{jax_s:>10.3f}{frames / jax_s:>12.0f}   (compile {compile_s:.1f} s)")
     print(f"ratio reference / jaxbench: {reference_s / jax_s:.1f}x")
     print(f"largest difference: {worst} {diffs[worst]:.2e} (CSI, FSS: {max(diffs['csi_16'], diffs['fss']):.2e})")
+    if args.model_events:
+        bench_model(args.model_events)
+
+
+def bench_model(events: int) -> None:
+    """Forecast frames per second of the QUICK model (untrained weights: the cost does not depend on them) and of
+    the pysteps baselines on the same generated events."""
+    import jax
+
+    from jaxbench.tasks.nowcast import baselines, config, generator, model
+
+    cfg = config.QUICK
+    d = cfg.data
+    inputs = generator.generate_events(jax.random.key(0), events, d, cfg.simulator).frames[:, : d.n_inputs]
+    params = model.init(jax.random.key(1), cfg.model, d)
+    predict = jax.jit(lambda p, x, k: model.predict(p, cfg.model, d, x, k).frames)
+    start = time.perf_counter()
+    jax.block_until_ready(predict(params, inputs, jax.random.key(2)))
+    compile_s = time.perf_counter() - start
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        jax.block_until_ready(predict(params, inputs, jax.random.key(2)))
+        times.append(time.perf_counter() - start)
+    frames = events * d.n_targets
+    print(f"\nforecasts: {events} events x {d.n_targets} frames of {d.size}^2 px (QUICK preset)")
+    print(f"{'forecaster':<28}{'seconds':>10}{'frames/s':>12}")
+    print(
+        f"{'jaxbench model.predict':<28}{min(times):>10.3f}{frames / min(times):>12.0f}   (compile {compile_s:.1f} s)"
+    )
+    settings = dataclasses.replace(cfg.baselines, workers=1)
+    x = np.asarray(inputs)
+    for name in ("extrapolation", "steps"):
+        start = time.perf_counter()
+        for i in range(events):
+            baselines.forecast_event(jax.random.key(i), x[i], d.n_targets, name, settings, d)
+        seconds = time.perf_counter() - start
+        label = f"pysteps {name}" + (f" ({settings.ensemble} members)" if name == "steps" else "")
+        print(f"{label:<28}{seconds:>10.3f}{frames / seconds:>12.0f}")
 
 
 if __name__ == "__main__":

@@ -212,7 +212,7 @@ QUICK = override(DEFAULT, {  # minutes on 2 CPU cores: 64 x 64 pixels of 4 km
     "simulator.storms": (3, 10), "simulator.storm_radius_km": (8.0, 24.0),
     "simulator.storm_lifetime_min": (90.0, 300.0), "simulator.decay_per_h": 0.1})
 TINY = override(QUICK, {  # tests and CI: seconds
-    "data.n_train": 8, "data.n_test": 4, "data.size": 32, "data.n_inputs": 4, "data.n_targets": 6,
+    "data.n_train": 8, "data.n_test": 10, "data.size": 32, "data.n_inputs": 4, "data.n_targets": 6,
     "data.time_step_min": 30.0, "model.evolution_channels": 4, "model.generative_channels": 4, "model.levels": 2,
     "model.noise_channels": 2, "training.evolution_steps": 4, "training.generative_steps": 2,
     "training.batch_size": 2, "training.ensemble": 2, "training.pool": 3, "training.checkpoint_every": 2,

@@ -32,7 +32,7 @@ def test_pooled_csi_is_the_sum_of_the_per_event_counts_for_every_forecaster(stud
         hits, misses, fa = (per_sample[f"{prefix}{c}_16"][:, lead].sum() for c in ("hits", "misses", "false_alarms"))
         expected = hits / (hits + misses + fa) if hits + misses + fa else None
         assert scores["csi_16_60min"] == (pytest.approx(expected, abs=1e-6) if expected is not None else None), name
-        assert per_sample[f"{prefix}mae"].shape == (4, 6) and np.all(per_sample[f"{prefix}mae"] >= 0)
+        assert per_sample[f"{prefix}mae"].shape == (10, 6) and np.all(per_sample[f"{prefix}mae"] >= 0)
     # the model's motion is compared with the generator's true motion; persistence has none
     assert "motion_epe" in per_sample and "persistence.motion_epe" not in per_sample
     assert "extrapolation.motion_epe" in per_sample
@@ -80,7 +80,7 @@ def test_stability_spreads_come_from_the_noise_alone(studied_run):
 
 
 def test_runs_on_nowcastnet_case_folders(studied_run, tmp_path, cached_cli):
-    """The release layout: --data on folders of 16-bit PNGs written from the run's own events."""
+    """The release layout: --data on folders of 16-bit PNGs (no true motion, as released) of generated events."""
     import jax
 
     from jaxbench import registry
@@ -88,9 +88,9 @@ def test_runs_on_nowcastnet_case_folders(studied_run, tmp_path, cached_cli):
     from jaxbench.tasks.nowcast.schema import NowcastData
 
     config = registry.make("nowcast-v0", "tiny").config
-    events = generator.generate_events(jax.random.key(3), 12, config.data, config.simulator)
+    events = generator.generate_events(jax.random.key(3), 18, config.data, config.simulator)._replace(motion=None)
     split = lambda a, b: jax.tree.map(lambda x: None if x is None else np.asarray(x)[a:b], events)  # noqa: E731
-    nowcastnet.write_dataset(tmp_path / "cases", NowcastData(split(0, 8), split(8, 12)))
+    nowcastnet.write_dataset(tmp_path / "cases", NowcastData(split(0, 8), split(8, 18)))
     out = tmp_path / "run"
     _, _, root = studied_run
     result = cached_cli(
@@ -98,4 +98,5 @@ def test_runs_on_nowcastnet_case_folders(studied_run, tmp_path, cached_cli):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = records.read_json(out / "metrics.json")
-    assert metrics["test_events"] == 4 and records.read_json(out / "manifest.json")["status"] == "complete"
+    assert metrics["test_events"] == 10 and records.read_json(out / "manifest.json")["status"] == "complete"
+    assert not any(k.endswith("motion_epe") for k in records.read_arrays(out / "arrays" / "per_sample"))  # no truth
