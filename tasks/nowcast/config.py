@@ -229,6 +229,7 @@ STUDIES = (
     "correlations",
     "baselines",
     "motion",
+    "power_spectrum",
 )  # fmt: skip
 CRITERIA = (
     Criterion("csi_16_30min", True, None, "CSI at 16 mm/h, 30 min lead, contingency pooled over the test events"),

@@ -119,3 +119,29 @@ def motion(result: StudyResult) -> list[Figure]:
     caption = "The first test event's last observed frame with motion fields (arrows; rows grow downwards)."
     figures.append(Figure("study_motion_fields", caption, figure_png(fig)))
     return figures
+
+
+def power_spectrum(result: StudyResult) -> list[Figure]:
+    """Mean power spectra at the first lead time and at 1 h (or the last), one line per forecaster, log-log; and the
+    small-scale power ratio per lead."""
+    arrays = result.arrays
+    freq, leads = np.asarray(arrays["frequencies"]), np.asarray(arrays["lead_times"])
+    names = [n for n in arrays if n not in ("frequencies", "lead_times")]
+    picks = sorted({0, int(np.argmin(np.abs(leads - 60.0)))})
+    fig, axes = study_plots._figure(len(picks), width=4.2, height=3.4)
+    for ax, k in zip(axes, picks):
+        for name in names:
+            style = {"color": "k", "lw": 2} if name == "observed" else {}
+            ax.loglog(freq[1:], np.asarray(arrays[name])[k, 1:], label=name, **style)
+        ax.set_xlabel("frequency (1/km)")
+        ax.set_title(f"lead {leads[k]:g} min", fontsize=9)
+    axes[0].set_ylabel("power")
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    caption = "Radially averaged power spectra (pysteps' rapsd), mean over the test events; observed in black."
+    figures = [Figure("study_power_spectrum", caption, figure_png(fig))]
+    ratio = "Forecast / observed power at the small scales (wavelengths of 2-4 pixels) per lead."
+    figures.append(
+        study_plots.metric_vs_x(result, "study_power_ratio", ratio, "lead (min)", metrics=("power_ratio_small_scales",))
+    )
+    return figures

@@ -103,11 +103,20 @@ def _training(view: RunView) -> Figure:
     fields = [f for f in history._fields if np.asarray(getattr(history, f)).size]
     fig, axes = plt.subplots(1, len(fields), figsize=(3.2 * len(fields), 2.6), squeeze=False)
     for ax, name in zip(axes[0], fields):
-        ax.plot(np.asarray(getattr(history, name)))
+        values = np.asarray(getattr(history, name), float)
+        ax.plot(values, lw=0.6, alpha=0.4, color="C0")
+        window = max(1, len(values) // 20)
+        if window > 1:  # the running mean: single steps see one small batch, so the curve is noisy
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            ax.plot(np.arange(window - 1, len(values)), smooth, color="C0")
         ax.set(title=name, xlabel="step")
         ax.set_yscale("log") if np.nanmin(np.asarray(getattr(history, name), float), initial=1.0) > 0 else None
     fig.tight_layout()
-    return Figure("nowcast_training", "Training losses per step (evolution, then generative phase).", figure_png(fig))
+    return Figure(
+        "nowcast_training",
+        "Training losses per step (evolution, then generative phase) and their running mean over 5% of the steps.",
+        figure_png(fig),
+    )
 
 
 def sections(view: RunView) -> list[ReportSection]:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbench.kernels import fields, stats
+from jaxbench.kernels import fields, stats, verification
 from jaxbench.studies import StudyResult, analyses, make_rows
 from jaxbench.studies.catalogue import CORRELATION, line_plot
 from jaxbench.studies.context import Study, StudyContext, StudyInfo
@@ -281,6 +281,37 @@ def _motion(ctx: StudyContext) -> StudyResult:
     return StudyResult("motion", tuple(rows), summary, arrays)
 
 
+# -- power spectra -------------------------------------------------------------------------------------------------
+def mean_spectra(frames: np.ndarray, pixel_km: float) -> tuple[np.ndarray, np.ndarray]:
+    """The radially averaged power spectrum (pysteps' rapsd) of frames (E, T, H, W), averaged over the events:
+    (T, F) and the frequencies (F,) 1/km."""
+    spectra, freq = jax.jit(jax.vmap(jax.vmap(lambda f: verification.rapsd(f, pixel_km))))(jnp.asarray(frames))
+    return np.asarray(jnp.mean(spectra, axis=0), np.float64), np.asarray(freq[0, 0], np.float64)
+
+
+def _power_spectrum(ctx: StudyContext) -> StudyResult:
+    """Each forecaster's mean power spectrum per lead time against the observed one: the power ratio at the small
+    scales (the upper half of the frequencies: wavelengths of 2-4 pixels) and the large ones (wavelengths above 8
+    pixels). A ratio below 1 is a smoothed forecast: extrapolation keeps the texture, S-PROG and ensemble means
+    blur it, and the generative decoder is there to put it back."""
+    d = ctx.config.data
+    truth, freq = mean_spectra(observed(ctx), d.pixel_km)
+    forecasts = {MODEL: ctx.outputs["frames"], "evolution operator": ctx.outputs["evolved"], **ctx.items.baselines}
+    n = len(freq)
+    small, large = slice(n // 2, n), slice(1, max(2, n // 8))
+    rows, arrays = [], {"observed": truth, "frequencies": freq, "lead_times": lead_times(ctx)}
+    for name, frames in forecasts.items():
+        spectra, _ = mean_spectra(np.asarray(frames), d.pixel_km)
+        arrays[name] = spectra
+        for k, lead in enumerate(lead_times(ctx)):
+            ratio = {
+                "power_ratio_small_scales": spectra[k, small].sum() / truth[k, small].sum(),
+                "power_ratio_large_scales": spectra[k, large].sum() / truth[k, large].sum(),
+            }
+            rows += make_rows(name, f"t={lead:g}", lead, 0, ratio, len(frames))
+    return StudyResult("power_spectrum", tuple(rows), {"pixel_km": d.pixel_km, "frequencies_per_km": n}, arrays)
+
+
 FRAME_SLICES = dataclasses.replace(
     fields.FRAME_SLICES,
     plot=line_plot(
@@ -323,6 +354,12 @@ BASELINES = StudyInfo(
     "Does the model beat persistence, extrapolation, S-PROG and STEPS, on which metric and lead time?",
     plots.baselines,
 )
+POWER_SPECTRUM = StudyInfo(
+    "power_spectrum",
+    "Power spectra: does the forecast keep the texture of the rain?",
+    "How much small-scale power does each forecaster keep, per lead time, against the observed fields?",
+    plots.power_spectrum,
+)
 MOTION = StudyInfo(
     "motion",
     "Motion field against the truth",
@@ -340,4 +377,5 @@ STUDIES = {
     "correlations": Study(CORRELATIONS, _correlations),
     "baselines": Study(BASELINES, _baselines),
     "motion": Study(MOTION, _motion),
+    "power_spectrum": Study(POWER_SPECTRUM, _power_spectrum),
 }

@@ -31,12 +31,15 @@ class Items(NamedTuple):
     """The test events and the pysteps baselines' forecasts of them (computed once, in ``conditions``).
 
     events: the test :class:`~.schema.Events`.
-    baselines: ``{name: (E, n_targets, H, W)}`` mm/h; baseline_motion: ``{name: (E, 2, H, W)}`` px/step.
+    baselines: ``{name: (E, n_targets, H, W)}`` mm/h; baseline_motion: ``{name: (E, 2, H, W)}`` px/step;
+    baseline_fallback: ``{name: (E,)}`` bool, the events where S-PROG / STEPS could not run (too little rain, or
+    pysteps raised) and the extrapolation stands in.
     """
 
     events: Events
     baselines: dict[str, np.ndarray]
     baseline_motion: dict[str, np.ndarray]
+    baseline_fallback: dict[str, np.ndarray]
 
 
 def generate(key: jax.Array, config: NowcastConfig) -> NowcastData:
@@ -94,6 +97,7 @@ def conditions(key: jax.Array, data: NowcastData, config: NowcastConfig) -> Item
         data.test,
         {name: np.asarray(f.frames, np.float32) for name, f in forecasts.items()},
         {name: np.asarray(f.motion, np.float32) for name, f in forecasts.items()},
+        {name: np.broadcast_to(np.asarray(f.fallback, bool), (len(inputs),)).copy() for name, f in forecasts.items()},
     )
 
 
@@ -201,6 +205,7 @@ def score(per_sample: dict, outputs: dict, items: Items, key: jax.Array, config:
     names = [MODEL, *items.baselines]
     for name in items.baselines:
         metrics[name] = forecaster_scores(per_sample, f"{name}.", config)
+        metrics[name]["fallback_events"] = int(np.sum(items.baseline_fallback[name]))
     persistence = metrics.get("persistence", {})
     for lead in NAMED_LEADS_MIN:
         ours, theirs = metrics.get(f"csi_16_{lead:g}min"), persistence.get(f"csi_16_{lead:g}min")

@@ -109,7 +109,8 @@ def test_gradient_is_cut_between_steps_and_finite_at_the_borders():
 
 def test_predictions_have_the_documented_shapes_and_are_finite_and_non_negative(params, inputs):
     b, n, size = inputs.shape[0], D.n_targets, D.size
-    prediction = model.predict(_perturbed(params), M, D, inputs * 5, jax.random.key(1))  # up to ~200 mm/h
+    predict = jax.jit(lambda p, x, k: model.predict(p, M, D, x, k))
+    prediction = predict(_perturbed(params), inputs * 5, jax.random.key(1))  # up to ~200 mm/h
     chex.assert_shape([prediction.frames, prediction.evolved], (b, n, size, size))
     chex.assert_shape(prediction.motion, (b, n, 2, size, size))
     chex.assert_tree_all_finite(prediction)

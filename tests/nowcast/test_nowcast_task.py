@@ -33,6 +33,7 @@ def test_pooled_csi_is_the_sum_of_the_per_event_counts_for_every_forecaster(stud
         expected = hits / (hits + misses + fa) if hits + misses + fa else None
         assert scores["csi_16_60min"] == (pytest.approx(expected, abs=1e-6) if expected is not None else None), name
         assert per_sample[f"{prefix}mae"].shape == (10, 6) and np.all(per_sample[f"{prefix}mae"] >= 0)
+    assert all(0 <= metrics[name]["fallback_events"] <= 10 for name in FORECASTERS[1:])  # recorded per baseline
     # the model's motion is compared with the generator's true motion; persistence has none
     assert "motion_epe" in per_sample and "persistence.motion_epe" not in per_sample
     assert "extrapolation.motion_epe" in per_sample
@@ -54,6 +55,7 @@ def test_every_study_is_written_and_reported(studied_run):
         "correlations": "Metric correlations",
         "baselines": "The model against the pysteps baselines",
         "motion": "Motion field against the truth",
+        "power_spectrum": "Power spectra: does the forecast keep the texture of the rain?",
     }
     for name, title in titles.items():
         assert (out / "studies" / name / "table.csv").exists(), name
@@ -100,3 +102,24 @@ def test_runs_on_nowcastnet_case_folders(studied_run, tmp_path, cached_cli):
     metrics = records.read_json(out / "metrics.json")
     assert metrics["test_events"] == 10 and records.read_json(out / "manifest.json")["status"] == "complete"
     assert not any(k.endswith("motion_epe") for k in records.read_arrays(out / "arrays" / "per_sample"))  # no truth
+    sums = records.read_json(out / "manifest.json")["data_checksums"]  # every file the run read, hashed
+    frame = tmp_path / "cases" / "test" / "8" / "8-00.png"
+    assert sums[str(frame)] == records.sha256_file(frame) and len(sums) == 1 + 18 * 10
+
+
+def test_power_spectra_are_the_events_mean_of_pysteps_rapsd(studied_run):
+    from pysteps.utils.spectral import rapsd
+
+    from jaxbench.tasks.nowcast import studies
+
+    rng = np.random.default_rng(0)
+    frames = rng.gamma(0.6, 5.0, (3, 2, 24, 24)).astype(np.float32)
+    spectra, freq = studies.mean_spectra(frames, pixel_km=4.0)
+    reference = [[rapsd(f, fft_method=np.fft, return_freq=True, d=4.0) for f in event] for event in frames]
+    np.testing.assert_allclose(spectra, np.mean([[r[0] for r in e] for e in reference], axis=0), rtol=1e-4)
+    np.testing.assert_allclose(freq, reference[0][0][1], rtol=1e-6)
+    out, _, _ = studied_run
+    result = table.load(out / "studies" / "power_spectrum")
+    groups = {row.group for row in result.rows}
+    assert groups == {*FORECASTERS, "evolution operator"}
+    assert result.arrays["observed"].shape == (6, len(result.arrays["frequencies"]))
